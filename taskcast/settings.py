@@ -1,0 +1,93 @@
+"""Every setting taskcast reads, with its explicit default, in one place.
+
+Settings come from environment variables: the template sets them on AWS, the local stack sets
+them from the same template, and tests build a ``Settings`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+KIB = 1024
+
+# Standard Webhooks' recommended schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_WEBHOOK_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def parse_retry_schedule(text: str) -> tuple[float, ...]:
+    """``"5,300,1800"`` → ``(5.0, 300.0, 1800.0)``; every delay must be a non-negative number."""
+    delays = tuple(float(part) for part in text.split(",") if part.strip())
+    if any(delay < 0 for delay in delays):
+        raise ValueError("webhook retry delays must be >= 0")
+    return delays
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks_table: str = "taskcast-tasks"
+    subscriptions_table: str = "taskcast-subscriptions"
+    idempotency_table: str = "taskcast-idempotency"
+    worker_function: str = "taskcast-worker"
+    results_bucket: str = "taskcast-payloads"
+    # Public URLs that clients are told about (links.websocket) and the @connections endpoint.
+    websocket_url: str = "ws://127.0.0.1:3001"
+    management_url: str = "http://127.0.0.1:3002"
+    webhook_retry_queue_url: str = ""
+    webhook_dlq_url: str = ""
+    tenants_json: str = ""
+    tenants_secret_arn: str = ""
+    allow_loopback_callbacks: bool = False
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    webhook_timeout_s: float = 15.0
+    retention_days: int = 7
+    inline_limit_bytes: int = 256 * KIB
+    long_poll_max_s: float = 25.0
+    long_poll_interval_s: float = 0.1
+    retry_after_s: int = 2
+    # API Gateway keeps a WebSocket at most 2 hours; subscriptions outlive that by a margin.
+    subscription_ttl_s: int = 3 * 3600
+    fanout_workers: int = 16
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        schedule = env.get("TASKCAST_WEBHOOK_RETRY_SCHEDULE")
+        return cls(
+            tasks_table=env.get("TASKS_TABLE", defaults.tasks_table),
+            subscriptions_table=env.get("SUBSCRIPTIONS_TABLE", defaults.subscriptions_table),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", defaults.idempotency_table),
+            worker_function=env.get("WORKER_FUNCTION", defaults.worker_function),
+            results_bucket=env.get("PAYLOADS_BUCKET", defaults.results_bucket),
+            websocket_url=env.get("TASKCAST_WEBSOCKET_URL", defaults.websocket_url),
+            management_url=env.get("TASKCAST_MANAGEMENT_URL", defaults.management_url),
+            webhook_retry_queue_url=env.get("WEBHOOK_RETRY_QUEUE_URL", ""),
+            webhook_dlq_url=env.get("WEBHOOK_DLQ_URL", ""),
+            tenants_json=env.get("TASKCAST_TENANTS", ""),
+            tenants_secret_arn=env.get("TASKCAST_TENANTS_SECRET_ARN", ""),
+            allow_loopback_callbacks=_flag(env.get("TASKCAST_ALLOW_LOOPBACK_CALLBACKS"), False),
+            webhook_retry_schedule=(
+                parse_retry_schedule(schedule) if schedule else defaults.webhook_retry_schedule
+            ),
+            webhook_timeout_s=float(env.get("TASKCAST_WEBHOOK_TIMEOUT", defaults.webhook_timeout_s)),
+            retention_days=int(env.get("TASKCAST_RETENTION_DAYS", defaults.retention_days)),
+            long_poll_max_s=float(env.get("TASKCAST_LONG_POLL_MAX", defaults.long_poll_max_s)),
+            long_poll_interval_s=float(
+                env.get("TASKCAST_LONG_POLL_INTERVAL", defaults.long_poll_interval_s)
+            ),
+            retry_after_s=int(env.get("TASKCAST_RETRY_AFTER", defaults.retry_after_s)),
+            fanout_workers=int(env.get("TASKCAST_FANOUT_WORKERS", defaults.fanout_workers)),
+        )
+
+    @property
+    def retention_s(self) -> int:
+        return self.retention_days * 86400
