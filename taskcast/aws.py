@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -13,7 +13,7 @@ from botocore.config import Config
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(service: str, endpoint_url: str | None) -> Any:
     # boto3's default session is not thread-safe to build clients from; a lock keeps creation serial.
     with _lock:
