@@ -1,0 +1,86 @@
+"""The subscribe handshake, built so that a connection never sees a gap or a version going backwards.
+
+1. Check the task belongs to the tenant (unknown and foreign tasks look the same).
+2. Write the subscription as *pending* (``SubscriptionStore.begin``).
+3. Read the task (after the write) and send the snapshot: the current state, or with
+   ``since_version`` every history entry after it.
+4. Confirm: ``after_version`` = the last version sent, pending removed.
+
+Why it holds: a change written before step 2 is seen by the read in step 3 (strongly consistent),
+so the snapshot covers it. A change the consumer handles after step 2 finds the subscription pending
+and waits until step 4 before sending (``streams.websocket_fanout``), then sends only versions above
+``after_version``: live messages always follow the snapshot, and nothing is missed in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.fanout import frame
+from taskcast.models import message_from_entry, status_message
+from taskcast.store import TaskStore
+from taskcast.subscriptions import SubscriptionStore
+
+
+class TaskNotFound(LookupError):
+    """No such task for this tenant (it does not exist or belongs to another tenant)."""
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    sent_versions: tuple[int, ...]
+    after_version: int
+    connection_gone: bool = False
+
+
+# Sends one frame to the subscribing connection; returns False when the connection is gone.
+Send = Callable[[bytes], bool]
+
+
+def snapshot_messages(tasks: TaskStore, task_id: str, since_version: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The messages a new subscription starts with, and the last version among them."""
+    if since_version is None:
+        task = tasks.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return [status_message(task)], task.version
+    entries = tasks.history(task_id, after_version=since_version)
+    if entries:
+        return [message_from_entry(task_id, entry) for entry in entries], int(entries[-1]["version"])
+    # Nothing newer: live changes follow. A since_version beyond the task's own (a confused client)
+    # must not hold back the versions still to come.
+    task = tasks.get(task_id)
+    if task is None:
+        raise TaskNotFound(task_id)
+    return [], min(since_version, task.version)
+
+
+def subscribe(
+    *,
+    tasks: TaskStore,
+    subscriptions: SubscriptionStore,
+    send: Send,
+    task_id: str,
+    connection_id: str,
+    tenant: str,
+    since_version: int | None = None,
+) -> SubscribeResult:
+    if tasks.get_for_tenant(task_id, tenant) is None:
+        raise TaskNotFound(task_id)
+    subscriptions.begin(task_id, connection_id, tenant)
+    try:
+        messages, last = snapshot_messages(tasks, task_id, since_version)
+        sent: list[int] = []
+        for message in messages:
+            if not send(frame(message)):
+                subscriptions.remove(task_id, connection_id)
+                return SubscribeResult(tuple(sent), last, connection_gone=True)
+            sent.append(int(message["version"]))
+    except BaseException:
+        # Leave nothing half-made: a pending subscription would hold live changes back for a while.
+        subscriptions.remove(task_id, connection_id)
+        raise
+    subscriptions.confirm(task_id, connection_id, last)
+    return SubscribeResult(tuple(sent), last)

@@ -1,0 +1,198 @@
+"""Sending signed webhooks: one attempt at a time, each logged, failures handed to the retry queue.
+
+SSRF is guarded twice on every attempt: ``check_callback_url`` runs again (DNS may have changed since
+the task was created), and the HTTP session comes from requests-hardened with its IP filter on, which
+checks the address actually connected to and pins the connection to it. Redirects are never followed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import requests
+from requests_hardened import Config, Manager
+from requests_hardened.ip_filter import InvalidIPAddress
+
+from streams.markers import Markers
+from streams.retry_queue import RetryQueue, WebhookJob
+from streams.webhook_format import signed_headers, webhook_body
+from streams.webhook_policy import AttemptResult, Decision, decide, parse_retry_after
+from taskcast.deliveries import DeliveryAttempt, DeliveryLog
+from taskcast.models import Task, now_iso, status_message
+from taskcast.tenants import Tenant
+from taskcast.urlguard import CallbackRefused, Resolver, check_callback_url, system_resolver
+
+logger = logging.getLogger(__name__)
+
+DISABLED_REASON = "callback disabled: a receiver answered 410 Gone"
+
+
+class TenantLookup(Protocol):
+    def get(self, name: str) -> Tenant | None: ...
+
+
+class WebhookSender:
+    """Posts one signed payload to a callback URL and reports what happened; never raises for the network."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        allow_loopback: bool,
+        resolve: Resolver = system_resolver,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.allow_loopback = allow_loopback
+        self._resolve = resolve
+        self._manager = Manager(
+            Config(
+                ip_filter_enable=True,
+                ip_filter_allow_loopback_ips=allow_loopback,
+                never_redirect=True,
+                default_timeout=(timeout_s, timeout_s),
+            )
+        )
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        # A session per thread: the fan-out pool sends concurrently.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._manager.get_session()
+            self._local.session = session
+        return session
+
+    def send(self, url: str, payload: str, headers: dict[str, str]) -> AttemptResult:
+        try:
+            check_callback_url(url, allow_loopback=self.allow_loopback, resolve=self._resolve)
+        except CallbackRefused as refusal:
+            return AttemptResult(error=f"refused: {refusal}")
+        try:
+            response = self._session().post(
+                url,
+                data=payload.encode(),
+                headers=headers,
+                timeout=(self.timeout_s, self.timeout_s),
+                allow_redirects=False,
+                stream=True,  # the receiver's body is never read
+            )
+        except InvalidIPAddress as refusal:
+            return AttemptResult(error=f"refused: the address connected to is not public ({refusal})")
+        except requests.Timeout:
+            return AttemptResult(error=f"timeout: no answer within {self.timeout_s:g} s")
+        except requests.RequestException as error:
+            return AttemptResult(error=f"connection error: {type(error).__name__}")
+        with response:
+            status = response.status_code
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error = f"redirect to {response.headers.get('Location', '?')!r} not followed" if 300 <= status < 400 else None
+        return AttemptResult(status_code=status, error=error, retry_after_s=retry_after)
+
+
+def job_for(task: Task) -> WebhookJob | None:
+    """The first attempt's job for a task change, or None when the task has no callback."""
+    if not task.callback_url:
+        return None
+    return WebhookJob(
+        task_id=task.id,
+        tenant=task.tenant,
+        version=task.version,
+        callback_url=task.callback_url,
+        payload=webhook_body(status_message(task)),
+        expires_at=task.expires_at,
+    )
+
+
+class WebhookDelivery:
+    def __init__(
+        self,
+        *,
+        sender: WebhookSender,
+        tenants: TenantLookup,
+        markers: Markers,
+        log: DeliveryLog,
+        queue: RetryQueue,
+        schedule: Sequence[float],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sender = sender
+        self.tenants = tenants
+        self.markers = markers
+        self.log = log
+        self.queue = queue
+        self.schedule = tuple(schedule)
+        self._clock = clock
+
+    def first_attempt(self, task: Task) -> Decision | None:
+        """The immediate attempt for a new version; None when there is nothing (more) to do.
+
+        A replayed stream record finds its first attempt already logged and sends nothing.
+        """
+        job = job_for(task)
+        if job is None:
+            return None
+        disabled, logged = self.markers.webhook_state(task.id, task.version)
+        if logged:
+            return None
+        if disabled:
+            self._record(job, AttemptResult(error=DISABLED_REASON), Decision("disabled"))
+            return Decision("disabled")
+        return self.attempt(job, check_disabled=False)
+
+    def defer(self, task: Task) -> None:
+        """Hand the first attempt to the retry handler (the consumer is running out of time)."""
+        job = job_for(task)
+        if job is not None:
+            self.queue.enqueue(job, now=self._clock())
+
+    def attempt(self, job: WebhookJob, *, check_disabled: bool = True) -> Decision:
+        """Send ``job`` once, then act on the outcome: schedule the next attempt, dead-letter, or disable.
+
+        The log is written last, so a crash before it means the attempt is made again (at least once).
+        """
+        if check_disabled and self.markers.callback_disabled(job.task_id):
+            decision = Decision("disabled")
+            self._record(job, AttemptResult(error=DISABLED_REASON), decision)
+            return decision
+        tenant = self.tenants.get(job.tenant)
+        if tenant is None or not tenant.webhook_secrets:
+            result = AttemptResult(error="no webhook secret configured for the tenant")
+            decision = Decision("failed")
+        else:
+            headers = signed_headers(tenant.webhook_secrets, job.webhook_id, job.payload)
+            result = self.sender.send(job.callback_url, job.payload, headers)
+            decision = decide(result, job.attempt, self.schedule)
+        if decision.outcome == "retrying":
+            self.queue.enqueue(job.next_attempt(decision.delay_s or 0.0, self._clock()), now=self._clock())
+        elif decision.outcome == "failed":
+            self.queue.dead_letter(job, result.error or f"HTTP {result.status_code}")
+        elif decision.outcome == "disabled" and result.status_code == 410:
+            self.markers.disable_callback(job.task_id, DISABLED_REASON, job.expires_at)
+        self._record(job, result, decision)
+        logger.info(
+            "webhook attempt",
+            extra={
+                "webhook_id": job.webhook_id,
+                "attempt": job.attempt,
+                "status_code": result.status_code,
+                "outcome": decision.outcome,
+            },
+        )
+        return decision
+
+    def _record(self, job: WebhookJob, result: AttemptResult, decision: Decision) -> None:
+        entry = DeliveryAttempt(
+            webhook_id=job.webhook_id,
+            version=job.version,
+            attempt=job.attempt,
+            status_code=result.status_code,
+            at=now_iso(),
+            outcome=decision.outcome,
+            error=result.error,
+        )
+        self.log.record(job.task_id, job.tenant, job.expires_at, entry)
+
