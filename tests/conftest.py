@@ -55,7 +55,6 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
         "TASKCAST_TENANTS": json.dumps(TENANTS),
         "TASKCAST_WEBSOCKET_URL": "ws://127.0.0.1:3001",
         "TASKCAST_LONG_POLL_INTERVAL": "0.05",
-        "POWERTOOLS_IDEMPOTENCY_DISABLED": "",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

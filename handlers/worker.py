@@ -1,0 +1,32 @@
+"""Worker entry point, invoked asynchronously with ``{"task_id": "..."}``."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+from taskcast.settings import Settings
+from taskcast.store import TaskStore
+from taskcast.worker_runtime import WorkerDeps, run_task
+
+logger = logging.getLogger(__name__)
+
+
+@cache
+def default_deps() -> WorkerDeps:
+    settings = Settings.from_env()
+    return WorkerDeps(
+        store=TaskStore(settings.tasks_table, retention_s=settings.retention_s),
+        inline_limit_bytes=settings.inline_limit_bytes,
+    )
+
+
+def lambda_handler(event: dict[str, Any], context: Any, deps: WorkerDeps | None = None) -> dict[str, Any]:
+    task_id = event.get("task_id") if isinstance(event, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        # Nothing to retry or to mark: an event without a task id is a caller's bug.
+        logger.error("worker event without a task_id; ignored")
+        return {"task_id": None, "status": None}
+    task = run_task(task_id, deps or default_deps(), context)
+    return {"task_id": task_id, "status": None if task is None else str(task.status)}

@@ -1,0 +1,1 @@
+"""The REST API (Powertools ``APIGatewayRestResolver``): routes, problems, long-poll, idempotency."""

@@ -1,0 +1,90 @@
+"""The REST API: one Powertools resolver with validation, its routes and problem handlers, and the
+request entry point that checks the body size before routing and runs long-poll holds after it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from taskcast.api.deps import ApiDeps
+from taskcast.api.holds import RequestState, finish_hold
+from taskcast.api.openapi import register_openapi_route
+from taskcast.api.problems import error_response, problem_response, register_problem_handlers, unauthorized
+from taskcast.api.request_info import tenant_of
+from taskcast.api.responses import to_proxy
+from taskcast.api.routes_tasks import register_task_routes
+from taskcast.api.routing import RouteTable
+
+logger = logging.getLogger(__name__)
+
+# Powertools keeps the current event in class attributes shared by all resolvers, so a process that
+# serves requests from several threads (the local stack) must resolve one request at a time. Holds
+# run outside this lock.
+_resolver_lock = threading.Lock()
+# Served without an authenticated tenant (the template sets Auth: NONE on them).
+PUBLIC_PATHS = frozenset({"/openapi.json"})
+
+
+def create_app() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    routes = RouteTable(app)
+    register_task_routes(app, routes)
+    register_openapi_route(app, routes, cached={})
+    register_problem_handlers(app, routes)
+    return app
+
+
+@cache
+def shared_app() -> APIGatewayRestResolver:
+    return create_app()
+
+
+def body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        # Decoded size without decoding: 3 bytes per 4 characters, less the padding.
+        stripped = body.rstrip("=")
+        return len(stripped) * 3 // 4
+    return len(body.encode("utf-8"))
+
+
+def too_large(event: dict[str, Any], limit_bytes: int) -> dict[str, Any] | None:
+    size = body_size(event)
+    if size <= limit_bytes:
+        return None
+    return to_proxy(
+        problem_response(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"The body is {size} bytes; inline bodies are limited to {limit_bytes} bytes. "
+            "Upload large inputs with POST /uploads and name the upload_id as the task's input.",
+        )
+    )
+
+
+def handle(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]:
+    refusal = too_large(event, deps.settings.inline_limit_bytes)
+    if refusal is not None:
+        return refusal
+    if tenant_of(event) is None and event.get("path") not in PUBLIC_PATHS:
+        # A gateway route without the authorizer: refuse before anything else, whatever the route.
+        return to_proxy(error_response(unauthorized()))
+    state = RequestState()
+    with _resolver_lock:
+        app = shared_app()
+        app.append_context(deps=deps, state=state)
+        answer = app.resolve(event, context)
+    if state.hold is None:
+        return answer
+    try:
+        return to_proxy(finish_hold(state.hold, deps))
+    except Exception:
+        logger.exception("unexpected error while holding a request")
+        return to_proxy(
+            problem_response(500, "internal-error", "Internal error", "The request failed on the server's side.")
+        )

@@ -1,0 +1,105 @@
+"""Creating a task: check the request, store the task, start the worker — at most once per Idempotency-Key."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from taskcast.api.deps import ApiDeps
+from taskcast.api.idempotency import key_refusal
+from taskcast.api.models import CreateTaskRequest
+from taskcast.api.problems import ProblemError, task_not_found
+from taskcast.jobs import InvalidJobInput, UnknownJob
+from taskcast.models import Status, Task, problem, transition
+from taskcast.urlguard import CallbackRefused, check_callback_url
+
+logger = logging.getLogger(__name__)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
+    """Refuse, with a 400 problem, what could never run: unknown job, bad input, forbidden callback."""
+    try:
+        deps.registry.validate(request.type, request.input)
+    except UnknownJob as error:
+        raise ProblemError(400, "unknown-job-type", "Unknown job type", str(error)) from None
+    except InvalidJobInput as error:
+        raise ProblemError(400, "invalid-input", "Invalid job input", str(error)) from None
+    if request.callback_url is not None:
+        try:
+            check_callback_url(
+                request.callback_url,
+                allow_loopback=deps.settings.allow_loopback_callbacks,
+                resolve=deps.resolve_host,
+            )
+        except CallbackRefused as error:
+            raise ProblemError(400, "callback-refused", "Callback URL refused", str(error)) from None
+
+
+def dispatch_failed(task: Task) -> Task | None:
+    if task.status is not Status.PENDING:
+        return None  # a worker got it after all
+    error = problem("dispatch-failed", "The worker could not be started", 503, "The task was never started; retry.")
+    return transition(task, Status.FAILED, error=error)
+
+
+def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> Task:
+    task = deps.store.create(
+        Task(
+            id=new_task_id(),
+            tenant=tenant,
+            type=request.type,
+            input=request.input,
+            callback_url=request.callback_url,
+        )
+    )
+    try:
+        deps.invoke_worker(task.id)
+    except Exception as error:
+        # Never leave a task PENDING that no worker will ever pick up.
+        logger.error("could not start the worker for task %s: %s", task.id, type(error).__name__)
+        deps.store.update(task.id, dispatch_failed)
+        raise ProblemError(
+            503,
+            "worker-unavailable",
+            "Worker unavailable",
+            f"The worker could not be started; task {task.id} was marked FAILED. Retry the request.",
+            headers={"Retry-After": str(deps.settings.retry_after_s)},
+            task_id=task.id,
+        ) from None
+    return task
+
+
+def create_task(
+    tenant: str,
+    request: CreateTaskRequest,
+    idempotency_key: str | None,
+    deps: ApiDeps,
+    lambda_context: Any = None,
+) -> Task:
+    """The task as created (PENDING), or, for a replayed Idempotency-Key, as it is now."""
+    check_request(request, deps)
+    if idempotency_key is None:
+        return store_and_start(tenant, request, deps)
+    refusal = key_refusal(idempotency_key)
+    if refusal:
+        raise ProblemError(400, "invalid-idempotency-key", "Invalid Idempotency-Key", refusal)
+    created: list[Task] = []
+
+    def create_once() -> str:
+        created.append(store_and_start(tenant, request, deps))
+        return created[0].id
+
+    task_id = deps.idempotency.run(
+        tenant, idempotency_key, request.model_dump(mode="json"), create_once, lambda_context
+    )
+    if created:
+        return created[0]
+    task = deps.store.get(task_id)
+    if task is None:
+        raise task_not_found(task_id)
+    return task

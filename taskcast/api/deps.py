@@ -1,0 +1,68 @@
+"""Everything the REST routes use, built once per cold start from settings; tests pass their own."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskcast import aws
+from taskcast.api.idempotency import IdempotentCreation
+from taskcast.deliveries import DeliveryLog
+from taskcast.jobs import JobRegistry, default_registry
+from taskcast.settings import Settings
+from taskcast.store import TaskStore
+from taskcast.urlguard import Resolver, system_resolver
+
+WorkerInvoker = Callable[[str], None]
+
+
+class LambdaWorkerInvoker:
+    """Starts the worker for a task with an asynchronous Lambda invoke (``InvocationType=Event``)."""
+
+    def __init__(self, function_name: str, client: Any = None) -> None:
+        self.function_name = function_name
+        self.client = client or aws.client("lambda")
+
+    def __call__(self, task_id: str) -> None:
+        self.client.invoke(
+            FunctionName=self.function_name,
+            InvocationType="Event",
+            Payload=json.dumps({"task_id": task_id}).encode(),
+        )
+
+
+@dataclass
+class ApiDeps:
+    settings: Settings
+    store: TaskStore
+    deliveries: DeliveryLog
+    invoke_worker: WorkerInvoker
+    idempotency: IdempotentCreation
+    registry: JobRegistry = field(default_factory=lambda: default_registry)
+    resolve_host: Resolver = system_resolver
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        dynamodb: Any = None,
+        invoke_worker: WorkerInvoker | None = None,
+        registry: JobRegistry | None = None,
+        resolve_host: Resolver | None = None,
+    ) -> ApiDeps:
+        dynamodb = dynamodb or aws.client("dynamodb")
+        return cls(
+            settings=settings,
+            store=TaskStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
+            deliveries=DeliveryLog(settings.tasks_table, dynamodb),
+            invoke_worker=invoke_worker or LambdaWorkerInvoker(settings.worker_function),
+            idempotency=IdempotentCreation(settings.idempotency_table, dynamodb),
+            registry=registry or default_registry,
+            resolve_host=resolve_host or system_resolver,
+        )

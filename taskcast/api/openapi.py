@@ -1,0 +1,64 @@
+"""``GET /openapi.json``: the description Powertools generates from the routes, adjusted to what the
+API really answers (its request validation errors are 400 problems here, not 422)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+from taskcast.api.responses import JSON
+from taskcast.api.routing import RouteTable
+
+TITLE = "taskcast"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Asynchronous Request-Reply: a task is accepted at once (202 + Location), runs in the background, "
+    "and its status can be polled here (with long-poll) or received as pushes over the WebSocket API "
+    "and signed webhooks. Errors are RFC 9457 problems (application/problem+json)."
+)
+_POWERTOOLS_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+
+
+def as_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace Powertools' generated 422 validation answers by the 400 problem the API really sends."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            generated = responses.get("422", {}).get("content", {}).get(JSON, {}).get("schema", {})
+            if generated.get("$ref") == _POWERTOOLS_VALIDATION_REF:
+                del responses["422"]
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "Invalid request (body, parameters or JSON)",
+                        "content": {"application/problem+json": {"schema": problem_ref}},
+                    },
+                )
+    if "HTTPValidationError" not in json.dumps(schema.get("paths", {})):
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+    return schema
+
+
+def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
+    text = app.get_openapi_json_schema(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        security_schemes={"bearer": HTTPBearer(description="The tenant's API key: Authorization: Bearer <key>")},
+        security=[{"bearer": []}],
+    )
+    return as_problem_responses(json.loads(text))
+
+
+def register_openapi_route(app: APIGatewayRestResolver, routes: RouteTable, cached: dict[str, Any]) -> None:
+    @routes.route("/openapi.json", "GET", include_in_schema=False)
+    def get_openapi() -> Response[Any]:
+        if "document" not in cached:
+            cached["document"] = openapi_document(app)
+        return Response(status_code=200, content_type=JSON, body=cached["document"])

@@ -1,0 +1,22 @@
+"""What a handler reads from an API Gateway REST proxy event besides the routed parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def tenant_of(event: dict[str, Any]) -> str | None:
+    """The tenant the authorizer put in the request context, or None (a gateway without the authorizer)."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    tenant = authorizer.get("tenant") if isinstance(authorizer, dict) else None
+    return tenant if isinstance(tenant, str) and tenant else None
+
+
+def header_values(event: dict[str, Any], name: str) -> list[str]:
+    """Every value of a request header, whatever its case, from ``multiValueHeaders`` or ``headers``."""
+    wanted = name.lower()
+    for field in ("multiValueHeaders", "headers"):
+        for key, value in (event.get(field) or {}).items():
+            if key.lower() == wanted and value is not None:
+                return [value] if isinstance(value, str) else [str(item) for item in value]
+    return []

@@ -1,0 +1,77 @@
+"""The built-in jobs: ``sleep`` (the classic delay job), ``fail`` and ``invoke`` (an existing Lambda)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskcast.jobs.context import JobContext
+from taskcast.jobs.registry import JobFailed, JobRegistry
+
+# Lambda's longest run: a sleep cannot outlast the worker's own 15-minute limit.
+MAX_SLEEP_S = 900
+MAX_STEPS = 100
+
+
+class SleepInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(ge=0, le=MAX_SLEEP_S)
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+
+
+class FailInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(default="the job failed as asked", max_length=1000)
+
+
+class InvokeInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    function: str = Field(min_length=1, max_length=170)
+    payload: Any = None
+
+
+def sleep_plan(seconds: float, steps: int | None) -> list[tuple[float, int]]:
+    """``(pause, percent)`` pairs: K steps over N seconds; the K-th step is the end, so it reports nothing.
+
+    Default K = min(N, 10), at least 1.
+    """
+    count = steps if steps is not None else max(1, min(int(seconds), 10))
+    pause = seconds / count
+    return [(pause, round(100 * index / count)) for index in range(1, count + 1)]
+
+
+def register_builtins(registry: JobRegistry) -> None:
+    @registry.job("sleep", input_model=SleepInput)
+    def sleep(job_input: SleepInput, ctx: JobContext) -> dict[str, Any]:
+        plan = sleep_plan(job_input.seconds, job_input.steps)
+        for index, (pause, percent) in enumerate(plan, start=1):
+            ctx.sleep(pause)
+            if index < len(plan):
+                ctx.progress(percent, message=f"step {index} of {len(plan)}")
+        return {"slept_s": job_input.seconds, "steps": len(plan)}
+
+    @registry.job("fail", input_model=FailInput)
+    def fail(job_input: FailInput, ctx: JobContext) -> None:  # noqa: ARG001
+        raise JobFailed(job_input.message)
+
+    @registry.job("invoke", input_model=InvokeInput)
+    def invoke(job_input: InvokeInput, ctx: JobContext) -> Any:
+        answer = ctx.client("lambda").invoke(
+            FunctionName=job_input.function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(job_input.payload).encode(),
+        )
+        raw = answer["Payload"].read()
+        payload = json.loads(raw) if raw else None
+        if answer.get("FunctionError"):
+            error = payload if isinstance(payload, dict) else {"errorMessage": str(payload)}
+            raise JobFailed(
+                f"function {job_input.function!r} failed: {error.get('errorMessage', 'no message')}",
+                function_error={
+                    "errorType": error.get("errorType", answer["FunctionError"]),
+                    "errorMessage": error.get("errorMessage", ""),
+                },
+            )
+        return payload

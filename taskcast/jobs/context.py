@@ -1,0 +1,60 @@
+"""What a running job sees: progress reports (which double as cooperative cancellation points),
+a cancellation check, the time left in the Lambda invocation, and AWS clients."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from taskcast import aws
+from taskcast.models import Status, Task, transition
+from taskcast.store import TaskStore
+
+
+class Cancelled(Exception):
+    """The task was cancelled (or otherwise finished) while the job ran: stop quietly."""
+
+
+class JobContext:
+    def __init__(
+        self,
+        task: Task,
+        store: TaskStore,
+        lambda_context: Any = None,
+        client_factory: Callable[[str], Any] = aws.client,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.task = task
+        self.store = store
+        self.lambda_context = lambda_context
+        self.client = client_factory
+        self.sleep = sleep
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Write a new version with ``percent`` done; raise ``Cancelled`` if the task no longer runs."""
+
+        def report(current: Task) -> Task:
+            if current.status is not Status.RUNNING:
+                raise Cancelled(current.id)
+            return transition(current, Status.RUNNING, progress=int(percent), message=message)
+
+        written = self.store.update(self.task.id, report)
+        if written is None:  # the task is gone (expired or deleted)
+            raise Cancelled(self.task.id)
+        self.task = written
+
+    def cancelled(self) -> bool:
+        current = self.store.get(self.task.id)
+        return current is None or current.status is not Status.RUNNING
+
+    def remaining_s(self) -> float:
+        """Seconds left before Lambda stops this invocation (infinite outside Lambda)."""
+        if self.lambda_context is None or not hasattr(self.lambda_context, "get_remaining_time_in_millis"):
+            return math.inf
+        return self.lambda_context.get_remaining_time_in_millis() / 1000

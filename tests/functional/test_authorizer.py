@@ -1,0 +1,110 @@
+"""The Lambda authorizers map an API key to its tenant, answer IAM policies, and never log a key."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+
+from handlers import authorizer
+from taskcast.tenants import TenantDirectory
+from tests.functional.rest_harness import FakeLambdaContext, load_event
+
+BAD_KEY = "key-nobody-has-this-0000"
+
+
+@pytest.fixture
+def directory(settings) -> TenantDirectory:
+    return TenantDirectory.from_settings(settings)
+
+
+@pytest.fixture(autouse=True)
+def capture_everything(caplog):
+    caplog.set_level(logging.DEBUG)
+
+
+def rest_event(authorization: str | None, header_name: str = "Authorization") -> dict:
+    event = copy.deepcopy(load_event("rest-authorizer-request.json"))
+    event["methodArn"] = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/GET/tasks/1234"
+    if authorization is not None:
+        event["headers"][header_name] = authorization
+        event["multiValueHeaders"][header_name] = [authorization]
+    return event
+
+
+def websocket_event(token: str | None) -> dict:
+    event = copy.deepcopy(load_event("websocket-authorizer-connect.json"))
+    event["queryStringParameters"] = {"token": token} if token is not None else {}
+    event["multiValueQueryStringParameters"] = {"token": [token]} if token is not None else {}
+    return event
+
+
+def assert_no_key_logged(caplog, capsys, tenants) -> None:
+    out, err = capsys.readouterr()
+    logged = caplog.text + out + err
+    for secret in [BAD_KEY, *(tenant["api_key"] for tenant in tenants.values())]:
+        assert secret not in logged
+
+
+def test_rest_good_key_allows_every_route_with_the_tenant_in_context(directory, tenants, caplog, capsys) -> None:
+    answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), FakeLambdaContext(), directory)
+    assert answer["principalId"] == "acme"
+    assert answer["context"] == {"tenant": "acme"}
+    statement = answer["policyDocument"]["Statement"][0]
+    assert statement == {
+        "Action": "execute-api:Invoke",
+        "Effect": "Allow",
+        # API Gateway caches the policy per key for every route: it must cover the whole API.
+        "Resource": "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/*/*",
+    }
+    assert "acme" in caplog.text
+    assert_no_key_logged(caplog, capsys, tenants)
+
+
+def test_rest_header_name_and_scheme_are_case_insensitive(directory, tenants) -> None:
+    event = rest_event(f"bearer {tenants['globex']['api_key']}", header_name="authorization")
+    assert authorizer.rest_handler(event, None, directory)["context"] == {"tenant": "globex"}
+
+
+def test_rest_unknown_key_is_denied(directory, tenants, caplog, capsys) -> None:
+    answer = authorizer.rest_handler(rest_event(f"Bearer {BAD_KEY}"), None, directory)
+    assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert "context" not in answer
+    assert_no_key_logged(caplog, capsys, tenants)
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Basic dXNlcjpwYXNz", f"Token {BAD_KEY}"])
+def test_rest_missing_or_malformed_header_is_unauthorized(directory, tenants, caplog, capsys, authorization) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorizer.rest_handler(rest_event(authorization), None, directory)
+    assert_no_key_logged(caplog, capsys, tenants)
+
+
+def test_websocket_good_token_allows_connect_with_the_tenant(directory, tenants, caplog, capsys) -> None:
+    event = websocket_event(tenants["acme"]["api_key"])
+    answer = authorizer.websocket_handler(event, FakeLambdaContext(), directory)
+    assert answer["context"] == {"tenant": "acme"}
+    statement = answer["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == event["methodArn"]
+    assert_no_key_logged(caplog, capsys, tenants)
+
+
+def test_websocket_bad_or_missing_token_is_refused(directory, tenants, caplog, capsys) -> None:
+    answer = authorizer.websocket_handler(websocket_event(BAD_KEY), None, directory)
+    assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorizer.websocket_handler(websocket_event(None), None, directory)
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorizer.websocket_handler(websocket_event(""), None, directory)
+    assert_no_key_logged(caplog, capsys, tenants)
+
+
+def test_handlers_read_tenants_from_the_environment_once(settings, tenants) -> None:
+    authorizer.reset()
+    try:
+        answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), None)
+        assert answer["context"] == {"tenant": "acme"}
+    finally:
+        authorizer.reset()

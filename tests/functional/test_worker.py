@@ -1,0 +1,141 @@
+"""The worker handler: claim, run, finish; the built-in jobs; at-most-once runs for repeated invocations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from handlers import worker
+from taskcast.api.deps import LambdaWorkerInvoker
+from taskcast.jobs import JobContext, default_registry
+from taskcast.models import Status, Task
+from taskcast.store import TaskStore
+from taskcast.worker_runtime import WorkerDeps
+from tests.functional.lambda_api_stub import Invocation, LambdaApiStub
+from tests.functional.rest_harness import FakeLambdaContext
+
+
+@pytest.fixture
+def store(dynamodb, settings) -> TaskStore:
+    return TaskStore(settings.tasks_table)
+
+
+def make_deps(store: TaskStore, **changes) -> WorkerDeps:
+    return WorkerDeps(store=store, registry=changes.pop("registry", default_registry.copy()), **changes)
+
+
+def run(task_id: str, deps: WorkerDeps) -> dict:
+    return worker.lambda_handler({"task_id": task_id}, FakeLambdaContext("taskcast-worker"), deps=deps)
+
+
+def put(store: TaskStore, job_type: str, job_input=None) -> Task:
+    return store.create(Task(id=str(uuid.uuid4()), tenant="acme", type=job_type, input=job_input))
+
+
+def history(store: TaskStore, task_id: str) -> list[tuple[str, int]]:
+    return [(entry["status"], entry["progress"]) for entry in store.history(task_id)]
+
+
+def test_sleep_reports_k_minus_one_steps_then_succeeds(store: TaskStore) -> None:
+    pauses: list[float] = []
+    task = put(store, "sleep", {"seconds": 2, "steps": 4})
+    answer = run(task.id, make_deps(store, sleep=pauses.append))
+    assert answer == {"task_id": task.id, "status": "SUCCEEDED"}
+    assert pauses == [0.5, 0.5, 0.5, 0.5]
+    assert history(store, task.id) == [
+        ("PENDING", 0),
+        ("RUNNING", 0),
+        ("RUNNING", 25),
+        ("RUNNING", 50),
+        ("RUNNING", 75),
+        ("SUCCEEDED", 100),
+    ]
+    assert store.get(task.id).result == {"slept_s": 2.0, "steps": 4}
+
+
+def test_sleep_with_one_step_reports_nothing_between_running_and_the_end(store: TaskStore) -> None:
+    task = put(store, "sleep", {"seconds": 3, "steps": 1})
+    run(task.id, make_deps(store, sleep=lambda seconds: None))
+    assert history(store, task.id) == [("PENDING", 0), ("RUNNING", 0), ("SUCCEEDED", 100)]
+
+
+def test_a_second_invocation_for_the_same_task_runs_nothing(store: TaskStore) -> None:
+    registry = default_registry.copy()
+    calls: list[str] = []
+
+    @registry.job("count")
+    def count(job_input, ctx: JobContext) -> int:
+        calls.append(ctx.task_id)
+        return len(calls)
+
+    task = put(store, "count")
+    deps = make_deps(store, registry=registry)
+    assert run(task.id, deps)["status"] == "SUCCEEDED"
+    assert run(task.id, deps) == {"task_id": task.id, "status": None}
+    assert calls == [task.id]
+    assert store.get(task.id).version == 3
+
+
+def test_fail_job_ends_failed_with_its_message(store: TaskStore) -> None:
+    task = put(store, "fail", {"message": "no luck"})
+    run(task.id, make_deps(store))
+    failed = store.get(task.id)
+    assert failed.status is Status.FAILED
+    assert failed.error["type"].endswith("/job-failed")
+    assert failed.error["detail"] == "no luck"
+
+
+def test_result_over_the_inline_limit_fails_the_task(store: TaskStore) -> None:
+    registry = default_registry.copy()
+    registry.job("big")(lambda job_input, ctx: "x" * 500)
+    task = put(store, "big")
+    run(task.id, make_deps(store, registry=registry, inline_limit_bytes=100))
+    failed = store.get(task.id)
+    assert failed.status is Status.FAILED
+    assert failed.error["type"].endswith("/result-too-large")
+
+
+def test_task_of_an_unknown_type_fails_instead_of_staying_running(store: TaskStore) -> None:
+    task = put(store, "vanished")
+    run(task.id, make_deps(store))
+    assert store.get(task.id).error["type"].endswith("/invalid-job")
+
+
+def test_event_without_task_id_is_ignored(store: TaskStore) -> None:
+    assert worker.lambda_handler({"nope": 1}, None, deps=make_deps(store)) == {"task_id": None, "status": None}
+
+
+def test_invoke_job_runs_an_existing_lambda_and_returns_its_payload(store: TaskStore) -> None:
+    def answer(invocation: Invocation):
+        return 200, {"X-Amz-Executed-Version": "$LATEST"}, json.dumps({"echo": invocation.payload}).encode()
+
+    with LambdaApiStub(answer) as lambda_api:
+        task = put(store, "invoke", {"function": "thumbnailer", "payload": {"image": "cat.png"}})
+        run(task.id, make_deps(store, client_factory=lambda service: lambda_api.client()))
+    assert lambda_api.invocations == [Invocation("thumbnailer", "RequestResponse", {"image": "cat.png"})]
+    done = store.get(task.id)
+    assert done.status is Status.SUCCEEDED
+    assert done.result == {"echo": {"image": "cat.png"}}
+
+
+def test_invoke_job_function_error_fails_the_task_with_that_error(store: TaskStore) -> None:
+    def answer(invocation: Invocation):
+        error = {"errorType": "KeyError", "errorMessage": "'image'", "stackTrace": []}
+        return 200, {"X-Amz-Function-Error": "Unhandled"}, json.dumps(error).encode()
+
+    with LambdaApiStub(answer) as lambda_api:
+        task = put(store, "invoke", {"function": "thumbnailer"})
+        run(task.id, make_deps(store, client_factory=lambda service: lambda_api.client()))
+    failed = store.get(task.id)
+    assert failed.status is Status.FAILED
+    assert failed.error["type"].endswith("/job-failed")
+    assert failed.error["function_error"] == {"errorType": "KeyError", "errorMessage": "'image'"}
+    assert "thumbnailer" in failed.error["detail"]
+
+
+def test_rest_starts_the_worker_with_an_async_lambda_invoke(aws_mock) -> None:
+    with LambdaApiStub(lambda invocation: (202, {}, b"")) as lambda_api:
+        LambdaWorkerInvoker("taskcast-worker", lambda_api.client())("task-123")
+    assert lambda_api.invocations == [Invocation("taskcast-worker", "Event", {"task_id": "task-123"})]
