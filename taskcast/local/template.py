@@ -52,8 +52,9 @@ def dynamodb_create_table_args(table_name: str, properties: dict[str, Any]) -> d
         "KeySchema": properties["KeySchema"],
         "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
     }
-    if "GlobalSecondaryIndexes" in properties:
-        args["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+    for optional in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
+        if optional in properties:
+            args[optional] = properties[optional]
     stream = properties.get("StreamSpecification")
     if stream:
         args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}

@@ -1,0 +1,179 @@
+"""The ``taskcast`` command: ``local`` (the whole system on this machine), ``submit`` (send a task and
+follow it) and ``webhook-receiver`` (print verified webhook deliveries)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+READY_PREFIX = "TASKCAST_READY "
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskcast", description="Asynchronous Request-Reply with push.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    local = commands.add_parser("local", help="run the whole system on this machine (no AWS account, no Docker)")
+    local.add_argument("--port", type=int, help="REST API and dashboard port (TASKCAST_HTTP_PORT, 3000; 0: any free)")
+    local.add_argument("--ws-port", type=int, help="WebSocket port (TASKCAST_WS_PORT, 3001; 0: any free)")
+    local.add_argument("--mgmt-port", type=int, help="@connections port (TASKCAST_MGMT_PORT, 3002; 0: any free)")
+    local.add_argument("--template", type=Path, help="the SAM template to run (default: the project's template.yaml)")
+    local.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="template parameter values, as sam deploy takes them")
+    local.add_argument("--log-level", default=os.environ.get("TASKCAST_LOCAL_LOG_LEVEL", "INFO"),
+                       help="log level of the stack's own messages (default INFO)")
+    local.add_argument("--ready-json", action="store_true",
+                       help=f"also print one '{READY_PREFIX.strip()} {{...}}' line for programs that start the stack")
+    local.add_argument("--exit-with-stdin", action="store_true",
+                       help="stop when standard input closes (for a parent process that may die)")
+    commands.add_parser("submit", help="submit a task and follow it (taskcast submit --help)", add_help=False)
+    commands.add_parser("webhook-receiver", help="receive and verify webhooks (taskcast webhook-receiver --help)",
+                        add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # submit and webhook-receiver own their options: hand them everything after the command name.
+    if arguments[:1] == ["submit"]:
+        from taskcast.client_cli import main as submit_main
+
+        return submit_main(arguments[1:])
+    if arguments[:1] == ["webhook-receiver"]:
+        from client_demo.webhook_receiver import main as receiver_main
+
+        return receiver_main(arguments[1:])
+    args = _parser().parse_args(arguments)
+    if args.command == "local":
+        return run_local(args)
+    _parser().print_help()
+    return 2
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise SystemExit(f"taskcast local: --parameter-overrides takes KEY=VALUE, not {pair!r}")
+        parameters[key] = value
+    return parameters
+
+
+def run_local(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "websockets", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import yaml
+
+    from taskcast.local.resolve import TemplateError
+    from taskcast.local.stack import LocalConfig, LocalStack
+    from taskcast.tenants import TenantConfigError
+
+    overrides = {"parameters": _parameters(args.parameter_overrides)}
+    for name, value in (("http_port", args.port), ("ws_port", args.ws_port), ("mgmt_port", args.mgmt_port),
+                        ("template_path", args.template)):
+        if value is not None:
+            overrides[name] = value
+    stop = threading.Event()
+    try:
+        stack = LocalStack(LocalConfig.from_env(**overrides))
+    except ValueError as error:
+        print(f"taskcast local: a setting is not usable: {error}", file=sys.stderr)
+        return 2
+    try:
+        stack.start()
+    except KeyboardInterrupt:
+        print("taskcast local: interrupted while starting; stopped.", file=sys.stderr)
+        return 130
+    except TenantConfigError as error:
+        print(f"taskcast local: TASKCAST_TENANTS is not usable: {error}", file=sys.stderr)
+        return 2
+    except (TemplateError, FileNotFoundError, yaml.YAMLError) as error:
+        print(f"taskcast local: cannot run the template {stack.config.template_path}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            print(f"taskcast local: a port is already in use ({error}). Choose others with --port, --ws-port "
+                  "and --mgmt-port (or TASKCAST_HTTP_PORT, TASKCAST_WS_PORT, TASKCAST_MGMT_PORT).", file=sys.stderr)
+            return 1
+        raise
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if args.exit_with_stdin:
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), name="stdin-watch", daemon=True).start()
+    try:
+        out.write(banner(stack))
+        if args.ready_json:
+            out.write(READY_PREFIX + json.dumps(ready_record(stack)) + "\n")
+        out.flush()
+        while not stop.wait(1.0):
+            pass
+        out.write("Stopping the local stack...\n")
+        out.flush()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stack.stop()
+    out.write("Stopped.\n")
+    out.flush()
+    return 0
+
+
+def banner(stack) -> str:  # noqa: ANN001 - a LocalStack
+    urls = stack.urls()
+    lines = [
+        f"taskcast local stack is running (template: {stack.config.template_path})",
+        "",
+        f"  REST API      {urls['http_url']}",
+        f"  Dashboard     {urls['dashboard_url']}",
+        f"  OpenAPI       {urls['http_url']}/openapi.json",
+        f"  WebSocket     {urls['ws_url']}   (connect with ?token=<api key>)",
+        f"  @connections  {urls['management_url']}",
+        f"  Lambda API    {urls['lambda_url']}",
+        f"  AWS (moto)    {urls['moto_url']}",
+        "",
+    ]
+    if stack.tenants_generated:
+        (name, tenant), = stack.tenants.items()
+        lines += [
+            f"  Dev tenant {name!r}, generated for this run:",
+            f"    API key         {tenant['api_key']}",
+            f"    Webhook secret  {tenant['webhook_secret']}",
+            "",
+            f"  Try: taskcast submit sleep --input '{{\"seconds\": 5}}' --wait --api-key {tenant['api_key']}"
+            + ("" if urls["http_url"] == "http://127.0.0.1:3000" else f" --url {urls['http_url']}"),
+        ]
+    else:
+        lines.append(f"  Tenants: {len(stack.tenants)} from TASKCAST_TENANTS (keys and secrets are not shown)")
+    lines.append("")
+    if stack.config.allow_loopback_callbacks:
+        lines += [
+            "  WARNING: loopback http callbacks are ALLOWED (TASKCAST_ALLOW_LOOPBACK_CALLBACKS=1): webhooks may",
+            "  target http://127.0.0.1:*. Private and link-local addresses stay refused. Never do this on AWS.",
+            "",
+        ]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines) + "\n"
+
+
+def ready_record(stack) -> dict[str, object]:  # noqa: ANN001 - a LocalStack
+    """What a program that started the stack needs: URLs, resources, and the generated tenant if any."""
+    record: dict[str, object] = {**stack.describe(), "pid": os.getpid()}
+    if stack.tenants_generated:
+        (name, tenant), = stack.tenants.items()
+        record["generated_tenant"] = {"name": name, **tenant}
+    return record
+
+
+if __name__ == "__main__":
+    sys.exit(main())
