@@ -22,6 +22,7 @@
     fail: '{"message": "the job failed as asked"}',
     invoke: '{"function": "my-function", "payload": {}}',
   };
+  const FILE_JOBS = new Set(["digest"]); // jobs whose input is an uploaded file
 
   const $ = (selector) => document.querySelector(selector);
   const tasks = new Map(); // id -> task state (see addTask)
@@ -125,6 +126,7 @@
       error: monitor.error || null,
       result: undefined,
       resultState: "none", // none | loading | shown | failed
+      note: monitor.message || "", // e.g. "waiting for upload", then the upload's progress
       pollTimer: null,
       pollAttempt: 0,
     };
@@ -141,6 +143,7 @@
     task.version = Number(update.version);
     if (update.progress !== undefined) task.progress = update.progress;
     if (update.error) task.error = update.error;
+    if (update.status !== "PENDING") task.note = "";
     task.via = via;
     renderRow(task);
     afterUpdate(task);
@@ -376,7 +379,7 @@
     row.dataset.status = task.status;
     row.dataset.version = String(task.version);
     row.dataset.transport = task.via;
-    row.querySelector(".type").textContent = task.type;
+    row.querySelector(".type").textContent = task.note ? `${task.type} · ${task.note}` : task.type;
     const pill = row.querySelector(".pill");
     pill.textContent = task.status;
     pill.className = `pill status-${task.status.toLowerCase()}`;
@@ -409,6 +412,63 @@
     }
   }
 
+  // ------------------------------------------------------------ uploads
+
+  /** PUT the file to its presigned URL with the signed headers (the browser sets Content-Length itself). */
+  function putFile(target, file, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", target.url);
+      for (const [name, value] of Object.entries(target.headers || {})) {
+        if (name.toLowerCase() !== "content-length") xhr.setRequestHeader(name, value);
+      }
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable) onProgress(Math.floor((100 * event.loaded) / event.total));
+      };
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) resolve();
+        else reject(new Error(s3ErrorText(xhr)));
+      };
+      xhr.onerror = () => reject(new Error("the upload URL could not be reached"));
+      xhr.send(file);
+    });
+  }
+
+  function s3ErrorText(xhr) {
+    const doc = xhr.responseXML || new DOMParser().parseFromString(xhr.responseText || "", "application/xml");
+    const code = doc.querySelector("Error > Code");
+    const message = doc.querySelector("Error > Message");
+    return `S3 answered ${xhr.status}${code ? ` ${code.textContent}` : ""}${message ? `: ${message.textContent}` : ""}`;
+  }
+
+  /** POST /uploads with the task, show the task at once (PENDING), then send the file; it starts when it lands. */
+  async function submitFile(file, type, callbackUrl) {
+    const task = { type };
+    if (callbackUrl) task.callback_url = callbackUrl;
+    const body = { content_type: file.type || "application/octet-stream", size: file.size, task };
+    const answer = await expectOk(await api("POST", "/uploads", body));
+    const row = addTask(answer.task);
+    if (socket.open) subscribe(row);
+    else if (socket.failures > 0 || !WS_URL) schedulePoll(row, pollDelayMs(0, NaN));
+    const progress = (percent) => {
+      if (row.status !== "PENDING") return;
+      row.note = `uploading ${percent}%`;
+      renderRow(row);
+    };
+    try {
+      await putFile(answer, file, progress);
+      if (row.status === "PENDING") {
+        row.note = "uploaded";
+        renderRow(row);
+      }
+    } catch (error) {
+      row.note = "upload failed";
+      renderRow(row);
+      await cancelTask(row); // nothing will arrive: do not leave the task waiting for its deadline
+      showError(`Upload refused: ${error.message}`);
+    }
+  }
+
   // ------------------------------------------------------------ actions
 
   async function submitTask(event) {
@@ -419,6 +479,25 @@
       $("#api-key").focus();
       return;
     }
+    const type = $("#job-type").value;
+    const callbackUrl = $("#callback-url").value.trim();
+    if (FILE_JOBS.has(type)) {
+      const file = $("#job-file").files[0];
+      if (!file) {
+        showError("Choose a file to upload first.");
+        return;
+      }
+      const button = $("#submit");
+      button.disabled = true;
+      try {
+        await submitFile(file, type, callbackUrl);
+      } catch (error) {
+        showError(error instanceof ApiError ? `Not accepted: ${error.message}` : `Request failed: ${error.message}`);
+      } finally {
+        button.disabled = false;
+      }
+      return;
+    }
     let input;
     try {
       input = JSON.parse($("#job-input").value || "null");
@@ -426,8 +505,7 @@
       showError(`The input is not valid JSON: ${error.message}`);
       return;
     }
-    const body = { type: $("#job-type").value, input };
-    const callbackUrl = $("#callback-url").value.trim();
+    const body = { type, input };
     if (callbackUrl) body.callback_url = callbackUrl;
     const button = $("#submit");
     button.disabled = true;
@@ -475,7 +553,10 @@
   }
 
   function setDefaultInput() {
-    $("#job-input").value = DEFAULT_INPUTS[$("#job-type").value] ?? "{}";
+    const type = $("#job-type").value;
+    $("#job-input").value = DEFAULT_INPUTS[type] ?? "{}";
+    $("#input-field").hidden = FILE_JOBS.has(type);
+    $("#file-field").hidden = !FILE_JOBS.has(type);
   }
 
   function init() {

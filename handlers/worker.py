@@ -6,8 +6,12 @@ import logging
 from functools import cache
 from typing import Any
 
+from taskcast import aws
+from taskcast.jobs.uploaded import UploadReader
+from taskcast.results import ResultStore
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
+from taskcast.uploads import UploadStore
 from taskcast.worker_runtime import WorkerDeps, run_task
 
 logger = logging.getLogger(__name__)
@@ -16,9 +20,12 @@ logger = logging.getLogger(__name__)
 @cache
 def default_deps() -> WorkerDeps:
     settings = Settings.from_env()
+    s3 = aws.client("s3")
     return WorkerDeps(
         store=TaskStore(settings.tasks_table, retention_s=settings.retention_s),
-        inline_limit_bytes=settings.inline_limit_bytes,
+        inline_limit_bytes=settings.result_inline_limit_bytes,
+        uploads=UploadReader(UploadStore(settings.tasks_table), s3, settings.results_bucket),
+        results=ResultStore(settings.results_bucket, s3),
     )
 
 

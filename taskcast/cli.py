@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, help="REST API and dashboard port (TASKCAST_HTTP_PORT, 3000; 0: any free)")
     local.add_argument("--ws-port", type=int, help="WebSocket port (TASKCAST_WS_PORT, 3001; 0: any free)")
     local.add_argument("--mgmt-port", type=int, help="@connections port (TASKCAST_MGMT_PORT, 3002; 0: any free)")
+    local.add_argument("--s3-port", type=int, help="S3 front port (TASKCAST_S3_PORT, 3003; 0: any free)")
     local.add_argument("--template", type=Path, help="the SAM template to run (default: the project's template.yaml)")
     local.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
                        help="template parameter values, as sam deploy takes them")
@@ -82,7 +83,7 @@ def run_local(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     overrides = {"parameters": _parameters(args.parameter_overrides)}
     for name, value in (("http_port", args.port), ("ws_port", args.ws_port), ("mgmt_port", args.mgmt_port),
-                        ("template_path", args.template)):
+                        ("s3_port", args.s3_port), ("template_path", args.template)):
         if value is not None:
             overrides[name] = value
     stop = threading.Event()
@@ -140,6 +141,7 @@ def banner(stack) -> str:  # noqa: ANN001 - a LocalStack
         f"  WebSocket     {urls['ws_url']}   (connect with ?token=<api key>)",
         f"  @connections  {urls['management_url']}",
         f"  Lambda API    {urls['lambda_url']}",
+        f"  S3 front      {urls['s3_url']}   (presigned URLs, checked as S3 does)",
         f"  AWS (moto)    {urls['moto_url']}",
         "",
     ]

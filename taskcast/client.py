@@ -4,14 +4,21 @@
 (subscribe, then ``task.status`` messages until a terminal status), resumes with ``since_version`` after
 a dropped connection, and long-polls ``GET /tasks/{id}?wait=25`` when the WebSocket cannot connect.
 Every update carries ``version``, so repeats and stale notices are dropped here, once, for every transport.
+
+Large inputs go straight to S3: ``submit_file("digest", "data.csv")`` declares the upload with its task
+(``POST /uploads``), streams the file to the presigned URL, and returns the task's handle; the task
+starts by itself once the file lands. ``upload(path)`` only uploads and returns the ``upload_id``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mimetypes
+import os
 import random
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +189,26 @@ def problem_from_response(response: requests.Response) -> dict[str, Any]:
     }
 
 
+def s3_problem(response: requests.Response) -> dict[str, Any]:
+    """S3's XML ``<Error>`` (a refused upload) as a problem document; any other body as the API's would be."""
+    try:
+        root = ET.fromstring(response.content)
+    except ET.ParseError:
+        return problem_from_response(response)
+    code, message = root.findtext("Code") or "", root.findtext("Message") or ""
+    return {
+        "type": f"{CLIENT_PROBLEM_BASE}/upload-refused",
+        "title": "Upload refused",
+        "status": response.status_code,
+        "detail": f"S3 answered {response.status_code} {code}: {message}".strip(),
+        "s3_code": code,
+    }
+
+
+def guess_content_type(path: str | os.PathLike[str]) -> str:
+    return mimetypes.guess_type(os.fspath(path))[0] or "application/octet-stream"
+
+
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value)
@@ -293,6 +320,58 @@ class TaskcastClient:
     def task(self, task_id: str) -> TaskHandle:
         """A handle on an existing task (nothing is fetched until asked)."""
         return TaskHandle(self, task_id, None)
+
+    # -- large inputs
+
+    def submit_file(
+        self,
+        type: str,
+        path: str | os.PathLike[str],
+        content_type: str | None = None,
+        callback_url: str | None = None,
+    ) -> TaskHandle:
+        """Upload a file straight to S3 with its task: the task waits (PENDING) and starts once the file lands.
+
+        The file is streamed, never read whole; its content type is guessed from its name unless given.
+        """
+        task: dict[str, Any] = {"type": type}
+        if callback_url is not None:
+            task["callback_url"] = callback_url
+        answer = self._upload(path, content_type, task)
+        monitor = answer["task"]
+        return TaskHandle(self, monitor["id"], monitor)
+
+    def upload(self, path: str | os.PathLike[str], content_type: str | None = None) -> str:
+        """Upload a file straight to S3; name the returned ``upload_id`` as a task's input (``{"upload_id": ...}``)."""
+        return str(self._upload(path, content_type, None)["upload_id"])
+
+    def _upload(
+        self, path: str | os.PathLike[str], content_type: str | None, task: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        size = os.path.getsize(path)
+        body: dict[str, Any] = {"content_type": content_type or guess_content_type(path), "size": size}
+        if task is not None:
+            body["task"] = task
+        answer = self.request("POST", "/uploads", json=body).json()
+        if answer.get("method") != "PUT":
+            raise TaskcastError(
+                _client_problem("unexpected-answer", "Unexpected answer", "POST /uploads did not answer a PUT URL"),
+            )
+        with open(path, "rb") as file:
+            self.put_unauthenticated(answer["url"], file, answer.get("headers") or {})
+        return answer
+
+    def put_unauthenticated(self, url: str, body: Any, headers: Mapping[str, str]) -> requests.Response:
+        """A presigned PUT: exactly the signed headers, never the API key (S3 would refuse the request)."""
+        try:
+            response = self.session.put(url, data=body, headers=dict(headers), timeout=(10.0, self.request_timeout))
+        except requests.RequestException as exc:
+            raise TaskcastUnreachable(
+                _client_problem("unreachable", "Upload failed", f"PUT to the upload URL failed: {_reason(exc)}")
+            ) from exc
+        if not 200 <= response.status_code < 300:
+            raise TaskcastError(s3_problem(response), response.status_code)
+        return response
 
     # -- plumbing
 

@@ -1,4 +1,6 @@
 """``taskcast submit TYPE --input JSON [--wait]``: submit a task and, with ``--wait``, follow it to the end.
+``taskcast submit digest --file PATH [--content-type T]`` uploads the file straight to S3 with its task
+(the task starts once the file lands) instead of sending an inline input.
 
 stdout carries only data (the task id without ``--wait``; the result JSON, or the error document, with it),
 so the command composes with ``jq``; progress and messages go to stderr.
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("type", help="job type, for example sleep, fail or invoke")
     parser.add_argument("--input", default="null", help='job input as JSON, for example \'{"seconds": 5}\'')
+    parser.add_argument("--file", default=None, help="upload this file to S3 as the task's input (instead of --input)")
+    parser.add_argument("--content-type", default=None, help="with --file: its media type (default: from its name)")
     parser.add_argument("--wait", action="store_true", help="follow the task, showing progress, and print its result")
     parser.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
     parser.add_argument("--url", default=None, help="REST API base URL (default: $TASKCAST_URL or http://127.0.0.1:3000)")
@@ -96,6 +100,10 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
     try:
         args = _parse(args_list)
         job_input = _json_input(args.input)
+        if args.file is not None and args.input != "null":
+            raise _UsageError("--file and --input cannot be used together")
+        if args.file is not None and not os.path.isfile(args.file):
+            raise _UsageError(f"--file {args.file}: no such file")
         url = args.url or os.environ.get("TASKCAST_URL") or "http://127.0.0.1:3000"
         api_key = args.api_key or os.environ.get("TASKCAST_API_KEY")
         if not api_key:
@@ -124,8 +132,12 @@ def _json_input(text: str) -> Any:
 
 def _run(client: TaskcastClient, args: argparse.Namespace, job_input: Any, out: TextIO, err: TextIO) -> int:
     try:
-        handle = client.submit(args.type, job_input, callback_url=args.callback_url,
-                               idempotency_key=args.idempotency_key)
+        if args.file is not None:
+            handle = client.submit_file(args.type, args.file, content_type=args.content_type,
+                                        callback_url=args.callback_url)
+        else:
+            handle = client.submit(args.type, job_input, callback_url=args.callback_url,
+                                   idempotency_key=args.idempotency_key)
     except TaskcastUnreachable as exc:
         err.write(f"taskcast submit: {exc.detail}\n")
         return EXIT_FAILED

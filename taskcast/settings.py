@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 KIB = 1024
+GIB = 1024**3
 
 # Standard Webhooks' recommended schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_WEBHOOK_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -55,6 +56,13 @@ class Settings:
     # API Gateway keeps a WebSocket at most 2 hours; subscriptions outlive that by a margin.
     subscription_ttl_s: int = 3 * 3600
     fanout_workers: int = 16
+    # Large payloads through S3 (docs/large-payloads.md).
+    upload_events_queue_url: str = ""
+    upload_url_ttl_s: int = 600  # how long a presigned upload URL stays valid
+    upload_grace_s: int = 300  # after the URL expires, how long before a task still waiting for it fails
+    max_upload_bytes: int = 5 * GIB  # S3's limit for one PUT
+    result_url_ttl_s: int = 300  # how long a presigned result URL stays valid
+    result_inline_limit_bytes: int = 256 * KIB  # larger results go to S3
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +94,14 @@ class Settings:
             ),
             retry_after_s=int(env.get("TASKCAST_RETRY_AFTER", defaults.retry_after_s)),
             fanout_workers=int(env.get("TASKCAST_FANOUT_WORKERS", defaults.fanout_workers)),
+            upload_events_queue_url=env.get("UPLOAD_EVENTS_QUEUE_URL", ""),
+            upload_url_ttl_s=int(env.get("TASKCAST_UPLOAD_URL_TTL", defaults.upload_url_ttl_s)),
+            upload_grace_s=int(env.get("TASKCAST_UPLOAD_GRACE", defaults.upload_grace_s)),
+            max_upload_bytes=int(env.get("TASKCAST_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
+            result_url_ttl_s=int(env.get("TASKCAST_RESULT_URL_TTL", defaults.result_url_ttl_s)),
+            result_inline_limit_bytes=int(
+                env.get("TASKCAST_RESULT_INLINE_LIMIT", defaults.result_inline_limit_bytes)
+            ),
         )
 
     @property

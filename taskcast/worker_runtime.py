@@ -5,6 +5,8 @@ Every write is a conditional write through the store, so:
   PENDING and does nothing;
 - a task cancelled or failed by someone else while the job runs keeps that outcome: the job stops at
   its next progress report, and a late result is dropped.
+
+A result too large for the task record is written to S3 first and the task names it (``result_ref``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 from taskcast.jobs import Cancelled, InvalidJobInput, JobContext, JobFailed, JobRegistry, UnknownJob
 from taskcast.jobs import default_registry as _default_registry
 from taskcast.jobs.clients import job_client
+from taskcast.jobs.uploaded import UploadReader
 from taskcast.models import Status, Task, problem, transition
+from taskcast.results import ResultStore, encode_result, goes_to_s3
 from taskcast.store import TaskStore
 
 logger = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ class WorkerDeps:
     inline_limit_bytes: int = 256 * 1024
     client_factory: Callable[[str], Any] = job_client
     sleep: Callable[[float], None] = time.sleep
+    uploads: UploadReader | None = None  # None: jobs cannot read uploads
+    results: ResultStore | None = None  # None: results over the inline limit fail the task
 
 
 def job_error(kind: str, title: str, detail: str, status: int = 500, **extra: Any) -> dict[str, Any]:
@@ -45,12 +51,16 @@ def error_for_exception(error: Exception) -> dict[str, Any]:
     return job_error("job-failed", "The job failed", f"{type(error).__name__}: {error}")
 
 
+def not_json(error: Exception) -> dict[str, Any]:
+    return job_error("job-failed", "The job failed", f"the job's result is not JSON: {error}")
+
+
 def result_refusal(result: Any, limit_bytes: int) -> dict[str, Any] | None:
     """Why ``result`` cannot be stored inline, as an error; None when it can."""
     try:
         encoded = json.dumps(result).encode()
     except (TypeError, ValueError) as error:
-        return job_error("job-failed", "The job failed", f"the job's result is not JSON: {error}")
+        return not_json(error)
     if len(encoded) > limit_bytes:
         return job_error(
             "result-too-large",
@@ -64,7 +74,7 @@ def claim(task: Task) -> Task | None:
     """PENDING → RUNNING; None (nothing to do) for a task some invocation already took or finished."""
     if task.status is not Status.PENDING:
         return None
-    return transition(task, Status.RUNNING, progress=0)
+    return transition(task, Status.RUNNING, progress=0, message=None)
 
 
 def finish(status: Status, **changes: Any) -> Callable[[Task], Task | None]:
@@ -91,7 +101,9 @@ def run_task(task_id: str, deps: WorkerDeps, lambda_context: Any = None) -> Task
             task_id, finish(Status.FAILED, error=job_error("invalid-job", "The job cannot run", str(error), 400))
         )
 
-    ctx = JobContext(task, deps.store, lambda_context, client_factory=deps.client_factory, sleep=deps.sleep)
+    ctx = JobContext(
+        task, deps.store, lambda_context, client_factory=deps.client_factory, sleep=deps.sleep, uploads=deps.uploads
+    )
     try:
         result = spec.function(job_input, ctx)
     except Cancelled:
@@ -101,10 +113,29 @@ def run_task(task_id: str, deps: WorkerDeps, lambda_context: Any = None) -> Task
         logger.info("task %s failed: %s", task_id, type(error).__name__)
         return deps.store.update(task_id, finish(Status.FAILED, error=error_for_exception(error)))
 
-    refusal = result_refusal(result, deps.inline_limit_bytes)
-    if refusal is not None:
-        return deps.store.update(task_id, finish(Status.FAILED, error=refusal))
-    written = deps.store.update(task_id, finish(Status.SUCCEEDED, result=result))
+    status, changes = result_outcome(task, result, deps)
+    written = deps.store.update(task_id, finish(status, **changes))
     if written is None:
         logger.info("task %s ended elsewhere before its result was written; result dropped", task_id)
     return written
+
+
+def result_outcome(task: Task, result: Any, deps: WorkerDeps) -> tuple[Status, dict[str, Any]]:
+    """How the task ends with ``result``: SUCCEEDED holding it inline or as ``result_ref`` (an S3 object),
+    or FAILED when it is not JSON or is too large with no bucket to put it in, or storing it failed."""
+    try:
+        encoded = encode_result(result)
+    except (TypeError, ValueError) as error:
+        return Status.FAILED, {"error": not_json(error)}
+    input_bytes = len(json.dumps(task.input).encode())
+    if not goes_to_s3(len(encoded), input_bytes, deps.inline_limit_bytes):
+        return Status.SUCCEEDED, {"result": result}
+    if deps.results is None:
+        detail = f"the result is {len(encoded)} bytes; at most {deps.inline_limit_bytes} bytes are kept inline"
+        return Status.FAILED, {"error": job_error("result-too-large", "Result too large", detail)}
+    try:
+        return Status.SUCCEEDED, {"result_ref": deps.results.put(task, encoded)}
+    except Exception as error:  # noqa: BLE001 - any storage failure fails the task, with its cause
+        logger.error("task %s: storing its result failed: %s", task.id, type(error).__name__)
+        detail = f"writing the result to S3 failed: {type(error).__name__}"
+        return Status.FAILED, {"error": job_error("result-not-stored", "The result could not be stored", detail)}

@@ -17,6 +17,7 @@ from taskcast.api.problems import error_response, problem_response, register_pro
 from taskcast.api.request_info import tenant_of
 from taskcast.api.responses import to_proxy
 from taskcast.api.routes_tasks import register_task_routes
+from taskcast.api.routes_uploads import register_upload_routes
 from taskcast.api.routing import RouteTable
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def create_app() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     routes = RouteTable(app)
     register_task_routes(app, routes)
+    register_upload_routes(app, routes)
     register_openapi_route(app, routes, cached={})
     register_problem_handlers(app, routes)
     return app

@@ -12,6 +12,8 @@ from taskcast.api.models import CreateTaskRequest
 from taskcast.api.problems import ProblemError, task_not_found
 from taskcast.jobs import InvalidJobInput, UnknownJob
 from taskcast.models import Status, Task, problem, transition
+from taskcast.upload_queue import object_exists
+from taskcast.uploads import upload_id_of
 from taskcast.urlguard import CallbackRefused, check_callback_url
 
 logger = logging.getLogger(__name__)
@@ -19,6 +21,25 @@ logger = logging.getLogger(__name__)
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+def check_upload_input(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> None:
+    """An input naming an upload must name one of the tenant's own, already uploaded."""
+    upload_id = upload_id_of(request.input)
+    if upload_id is None:
+        return
+    upload = deps.uploads.get_for_tenant(upload_id, tenant)
+    if upload is None:
+        # The same answer for an unknown id and another tenant's: existence never leaks.
+        raise ProblemError(400, "unknown-upload", "Unknown upload", f"There is no upload {upload_id!r}.")
+    if not object_exists(deps.s3, deps.settings.results_bucket, upload.key):
+        raise ProblemError(
+            409,
+            "upload-not-received",
+            "Nothing uploaded yet",
+            f"Upload {upload_id!r} has not been received. Send the file to its URL first, or create the task "
+            "with the upload (POST /uploads with \"task\") so that it starts once the file lands.",
+        )
 
 
 def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
@@ -83,6 +104,7 @@ def create_task(
 ) -> Task:
     """The task as created (PENDING), or, for a replayed Idempotency-Key, as it is now."""
     check_request(request, deps)
+    check_upload_input(tenant, request, deps)
     if idempotency_key is None:
         return store_and_start(tenant, request, deps)
     refusal = key_refusal(idempotency_key)

@@ -12,8 +12,11 @@ from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
 from taskcast.deliveries import DeliveryLog
 from taskcast.jobs import JobRegistry, default_registry
+from taskcast.presign import presigning_client
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
+from taskcast.upload_queue import DeadlineQueue
+from taskcast.uploads import UploadStore
 from taskcast.urlguard import Resolver, system_resolver
 
 WorkerInvoker = Callable[[str], None]
@@ -41,10 +44,15 @@ class ApiDeps:
     deliveries: DeliveryLog
     invoke_worker: WorkerInvoker
     idempotency: IdempotentCreation
+    uploads: UploadStore
+    # Presigns upload and result URLs and checks that uploaded objects exist (S3 through SigV4).
+    s3: Any
+    deadlines: DeadlineQueue
     registry: JobRegistry = field(default_factory=lambda: default_registry)
     resolve_host: Resolver = system_resolver
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
 
     @classmethod
     def from_settings(
@@ -55,6 +63,8 @@ class ApiDeps:
         invoke_worker: WorkerInvoker | None = None,
         registry: JobRegistry | None = None,
         resolve_host: Resolver | None = None,
+        s3: Any = None,
+        sqs: Any = None,
     ) -> ApiDeps:
         dynamodb = dynamodb or aws.client("dynamodb")
         return cls(
@@ -63,6 +73,9 @@ class ApiDeps:
             deliveries=DeliveryLog(settings.tasks_table, dynamodb),
             invoke_worker=invoke_worker or LambdaWorkerInvoker(settings.worker_function),
             idempotency=IdempotentCreation(settings.idempotency_table, dynamodb),
+            uploads=UploadStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
+            s3=s3 or presigning_client(),
+            deadlines=DeadlineQueue(settings.upload_events_queue_url, sqs),
             registry=registry or default_registry,
             resolve_host=resolve_host or system_resolver,
         )

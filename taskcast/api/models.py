@@ -7,6 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 CALLBACK_URL_MAX = 2048
+# RFC 9110 media type: type "/" subtype, then optional "; name=value" parameters (token values only).
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+CONTENT_TYPE_PATTERN = rf"^{_TOKEN}/{_TOKEN}( ?; ?{_TOKEN}={_TOKEN})*$"
 
 
 class CreateTaskRequest(BaseModel):
@@ -17,6 +20,28 @@ class CreateTaskRequest(BaseModel):
         default=None,
         max_length=CALLBACK_URL_MAX,
         description="https URL that receives a signed Standard Webhooks POST on every status change",
+    )
+
+
+class UploadTaskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, max_length=64, description="A job type that takes an upload, e.g. digest")
+    callback_url: str | None = Field(default=None, max_length=CALLBACK_URL_MAX, description="As on POST /tasks")
+
+
+class CreateUploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content_type: str = Field(
+        max_length=255, pattern=CONTENT_TYPE_PATTERN, description="The media type the file is sent with"
+    )
+    size: int | None = Field(
+        default=None,
+        ge=0,
+        description="The file's exact size in bytes: the URL is a PUT that accepts only that size. "
+        "Without it, a POST form (fields) that accepts up to the maximum upload size.",
+    )
+    task: UploadTaskRequest | None = Field(
+        default=None, description="A task to create now, PENDING, that starts by itself once the file lands"
     )
 
 
@@ -65,3 +90,14 @@ class DeliveryEntry(BaseModel):
     at: str
     outcome: Literal["delivered", "retrying", "failed", "disabled"]
     error: str | None = None
+
+
+class UploadAnswer(BaseModel):
+    upload_id: str
+    method: Literal["PUT", "POST"]
+    url: str
+    headers: dict[str, str] | None = Field(default=None, description="PUT: send exactly these headers")
+    fields: dict[str, str] | None = Field(default=None, description="POST: the form fields, then the file last")
+    expires_at: str = Field(description="When the URL stops being accepted (ISO 8601)")
+    max_size: int = Field(description="The largest file accepted, in bytes")
+    task: TaskMonitor | None = None

@@ -19,6 +19,7 @@ from taskcast.api.responses import JSON, accepted_response, status_response, wit
 from taskcast.api.routing import RouteTable
 from taskcast.api.waiting import clamp_wait, parse_prefer_wait
 from taskcast.models import InvalidTransition, Status, Task, problem, transition
+from taskcast.presign import presign_get
 
 TAGS = ["tasks"]
 
@@ -133,12 +134,14 @@ def register_task_routes(app: APIGatewayRestResolver, routes: RouteTable) -> Non
         "GET",
         summary="The result of a succeeded task",
         description=(
-            "Answers the job's result as it returned it: any JSON value, the same document a large result's "
-            "presigned URL serves. 409 until the task succeeded; a failed or cancelled task's 409 carries its error."
+            "Answers the job's result as it returned it: any JSON value. A result over the inline limit answers "
+            "303 to a short-lived presigned S3 URL serving the same JSON document (follow it without the "
+            "Authorization header). 409 until the task succeeded; a failed or cancelled task's 409 carries its error."
         ),
         tags=TAGS,
         responses={
             200: {"description": "The job's result (any JSON value)", "content": {JSON: {"schema": {}}}},
+            303: {"description": "A large result: Location is a presigned S3 URL, valid a few minutes"},
             404: NOT_FOUND,
             409: {
                 "description": "Not finished, or it failed / was cancelled (the problem carries its error)",
@@ -148,6 +151,10 @@ def register_task_routes(app: APIGatewayRestResolver, routes: RouteTable) -> Non
     )
     def get_result(task_id: str) -> Response[Any]:
         task = owned_task(task_id)
+        if task.status is Status.SUCCEEDED and task.result_ref:
+            settings = deps().settings
+            url = presign_get(deps().s3, settings.results_bucket, task.result_ref, settings.result_url_ttl_s)
+            return Response(status_code=303, headers={"Location": url, "Cache-Control": "no-store"})
         if task.status is Status.SUCCEEDED:
             # Serialized here: Powertools would pass a bare string result through unquoted.
             return Response(status_code=200, content_type=JSON, body=json.dumps(task.result))

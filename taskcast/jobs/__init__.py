@@ -1,5 +1,5 @@
 """Jobs the worker can run. ``@job("name")`` registers ``fn(input, ctx) -> result`` in the default
-registry, which already holds the built-ins ``sleep``, ``fail`` and ``invoke``."""
+registry, which already holds the built-ins ``sleep``, ``fail``, ``invoke`` and ``digest``."""
 
 from taskcast.jobs.builtin import register_builtins
 from taskcast.jobs.context import Cancelled, JobContext

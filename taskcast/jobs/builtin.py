@@ -1,4 +1,5 @@
-"""The built-in jobs: ``sleep`` (the classic delay job), ``fail`` and ``invoke`` (an existing Lambda)."""
+"""The built-in jobs: ``sleep`` (the classic delay job), ``fail``, ``invoke`` (an existing Lambda) and
+``digest`` (an uploaded object's SHA-256, size and lines; ``digest.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskcast.jobs.context import JobContext
+from taskcast.jobs.digest import register_digest
 from taskcast.jobs.registry import JobFailed, JobRegistry
 
 # Lambda's longest run: a sleep cannot outlast the worker's own 15-minute limit.
@@ -43,6 +45,8 @@ def sleep_plan(seconds: float, steps: int | None) -> list[tuple[float, int]]:
 
 
 def register_builtins(registry: JobRegistry) -> None:
+    register_digest(registry)
+
     @registry.job("sleep", input_model=SleepInput)
     def sleep(job_input: SleepInput, ctx: JobContext) -> dict[str, Any]:
         plan = sleep_plan(job_input.seconds, job_input.steps)

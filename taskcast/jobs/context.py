@@ -1,5 +1,5 @@
 """What a running job sees: progress reports (which double as cooperative cancellation points),
-a cancellation check, the time left in the Lambda invocation, and AWS clients."""
+a cancellation check, the time left in the Lambda invocation, AWS clients and its uploaded input."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from taskcast import aws
+from taskcast.jobs.registry import JobFailed
+from taskcast.jobs.uploaded import UploadedObject, UploadReader
 from taskcast.models import Status, Task, transition
 from taskcast.store import TaskStore
 
@@ -25,12 +27,14 @@ class JobContext:
         lambda_context: Any = None,
         client_factory: Callable[[str], Any] = aws.client,
         sleep: Callable[[float], None] = time.sleep,
+        uploads: UploadReader | None = None,
     ) -> None:
         self.task = task
         self.store = store
         self.lambda_context = lambda_context
         self.client = client_factory
         self.sleep = sleep
+        self.uploads = uploads
 
     @property
     def task_id(self) -> str:
@@ -58,3 +62,9 @@ class JobContext:
         if self.lambda_context is None or not hasattr(self.lambda_context, "get_remaining_time_in_millis"):
             return math.inf
         return self.lambda_context.get_remaining_time_in_millis() / 1000
+
+    def open_upload(self, upload_id: str) -> UploadedObject:
+        """The task's tenant's upload, checked against its declaration; read it with ``.chunks()``."""
+        if self.uploads is None:
+            raise JobFailed("this worker has no uploads bucket configured", kind="uploads-unavailable")
+        return self.uploads.open(self.task.tenant, upload_id)

@@ -1,7 +1,7 @@
 """Create what the template declares: every ``AWS::DynamoDB::Table``, ``AWS::SQS::Queue`` and
 ``AWS::S3::Bucket``, with the properties that change behaviour locally (streams, TTL, visibility
-timeout, delay, redrive policy, CORS). Properties that only matter on AWS (encryption, point-in-time
-recovery, billing) are accepted and ignored.
+timeout, delay, redrive policy, CORS, a bucket's queue notifications). Properties that only matter on
+AWS (encryption, point-in-time recovery, billing) are accepted and ignored.
 
 Whatever exists only after creation (a stream's ARN, a queue's URL) is recorded on the resolver, so
 ``!GetAtt TasksTable.StreamArn`` and ``!Ref WebhookRetryQueue`` resolve to the real local values.
@@ -118,14 +118,35 @@ def create_resources(resolver: Resolver, dynamodb: Any, sqs: Any, s3: Any) -> Cr
         cors = (properties.get("CorsConfiguration") or {}).get("CorsRules")
         if cors:
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in cors]})
+        notifications = bucket_notifications(properties)
+        if notifications:
+            # moto sends S3's test event, then ObjectCreated events to these queues, as S3 does.
+            s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=notifications)
     return created
 
 
+def bucket_notifications(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """CloudFormation's ``NotificationConfiguration.QueueConfigurations`` → S3's API shape."""
+    queues = (properties.get("NotificationConfiguration") or {}).get("QueueConfigurations") or []
+    converted = []
+    for queue in queues:
+        entry: dict[str, Any] = {"QueueArn": queue["Queue"], "Events": [queue["Event"]]}
+        rules = ((queue.get("Filter") or {}).get("S3Key") or {}).get("Rules")
+        if rules:
+            entry["Filter"] = {"Key": {"FilterRules": [{"Name": rule["Name"], "Value": rule["Value"]}
+                                                       for rule in rules]}}
+        converted.append(entry)
+    return {"QueueConfigurations": converted} if converted else None
+
+
 def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
-    """CloudFormation's CORS rule (``MaxAge``) → S3's API shape (``MaxAgeSeconds``)."""
-    converted = {key: value for key, value in rule.items() if key not in {"MaxAge", "Id"}}
+    """CloudFormation's CORS rule (``MaxAge``, ``ExposedHeaders``) → S3's API shape (``MaxAgeSeconds``,
+    ``ExposeHeaders``)."""
+    converted = {key: value for key, value in rule.items() if key not in {"MaxAge", "Id", "ExposedHeaders"}}
     if "MaxAge" in rule:
         converted["MaxAgeSeconds"] = int(rule["MaxAge"])
+    if "ExposedHeaders" in rule:
+        converted["ExposeHeaders"] = list(rule["ExposedHeaders"])
     return converted
 
 

@@ -31,11 +31,13 @@ FAKE_CREDENTIALS = {
 def aws_environment(
     moto_url: str,
     *,
+    s3_url: str | None = None,
     lambda_url: str | None = None,
     management_url: str | None = None,
     region: str = DEFAULT_REGION,
 ) -> dict[str, str]:
-    """The variables that send every boto3 client of this process to the local services."""
+    """The variables that send every boto3 client of this process to the local services (S3 to the S3 front
+    when there is one, so that presigned URLs name it)."""
     env = {
         **FAKE_CREDENTIALS,
         "AWS_DEFAULT_REGION": region,
@@ -46,7 +48,7 @@ def aws_environment(
         "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": moto_url,
         "AWS_ENDPOINT_URL_DYNAMODBSTREAMS": moto_url,
         "AWS_ENDPOINT_URL_SQS": moto_url,
-        "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_ENDPOINT_URL_S3": s3_url or moto_url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
         # The Lambda tracer and X-Ray have nothing to talk to locally.
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ from taskcast.local.lambda_api import LambdaApi
 from taskcast.local.resolve import DEFAULT_REGION, Resolver
 from taskcast.local.resources import CreatedResources, create_resources
 from taskcast.local.rest_api import rest_apis
-from taskcast.local.services import EnvironmentPatch, MotoService, aws_environment
+from taskcast.local.s3_front import S3Front
+from taskcast.local.services import FAKE_CREDENTIALS, EnvironmentPatch, MotoService, aws_environment
 from taskcast.local.template import TEMPLATE_PATH, load_template
 from taskcast.local.websocket_api import WebSocketApi, websocket_apis
 from taskcast.local.websocket_gateway import WebSocketGateway, WebSocketLimits
@@ -70,6 +71,7 @@ class LocalConfig:
     http_port: int = 3000
     ws_port: int = 3001
     mgmt_port: int = 3002
+    s3_port: int = 3003
     lambda_port: int = 0
     tenants_json: str | None = None  # None: one dev tenant is generated (and may be printed)
     parameters: Mapping[str, str] = field(default_factory=dict)
@@ -102,6 +104,7 @@ class LocalConfig:
             http_port=_int(env, "TASKCAST_HTTP_PORT", defaults.http_port),
             ws_port=_int(env, "TASKCAST_WS_PORT", defaults.ws_port),
             mgmt_port=_int(env, "TASKCAST_MGMT_PORT", defaults.mgmt_port),
+            s3_port=_int(env, "TASKCAST_S3_PORT", defaults.s3_port),
             tenants_json=env.get("TASKCAST_TENANTS") or None,
             allow_loopback_callbacks=env.get("TASKCAST_ALLOW_LOOPBACK_CALLBACKS", "1").strip().lower()
             in {"1", "true", "yes", "on"},
@@ -153,12 +156,14 @@ class LocalStack:
         self.functions = FunctionRegistry([])
         self.environment: dict[str, str] = {}
         self.moto = MotoService(self.config.host)
+        self.s3_front: S3Front | None = None
         self.lambda_api: LambdaApi | None = None
         self.async_invoker: AsyncInvoker | None = None
         self.websocket_gateway: WebSocketGateway | None = None
         self.connections_api: ConnectionsApi | None = None
         self.http_gateway: HttpGateway | None = None
         self.pollers: list[StreamPoller | QueuePoller] = []
+        self._stream_pollers: Callable[[], list[StreamPoller]] | None = None
         self._env = EnvironmentPatch()
         self._state_dir: tempfile.TemporaryDirectory[str] | None = None
         self._started = False
@@ -183,6 +188,10 @@ class LocalStack:
     @property
     def moto_url(self) -> str:
         return self.moto.url
+
+    @property
+    def s3_url(self) -> str:
+        return self._require(self.s3_front).url
 
     @staticmethod
     def _require(component: Any) -> Any:
@@ -211,7 +220,11 @@ class LocalStack:
         template = load_template(config.template_path)
         self._load_tenants()
         self.moto.start()
-        self._env.set(aws_environment(self.moto.url, region=config.region))
+        # moto's S3 takes any presigned request; the front checks them as S3 does (s3_front.py).
+        credentials = {FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+        self.s3_front = S3Front(self.moto.url, credentials, config.host, config.s3_port)
+        self.s3_front.start()
+        self._env.set(aws_environment(self.moto.url, s3_url=self.s3_url, region=config.region))
         aws.reset_clients()
 
         resolver = Resolver(template, stack_name=config.stack_name, region=config.region,
@@ -254,6 +267,8 @@ class LocalStack:
                 ("GET", "/_local/stack"): self.describe,
                 ("POST", "/_local/websocket/stop"): self._pause_websocket,
                 ("POST", "/_local/websocket/start"): self._resume_websocket,
+                ("POST", "/_local/streams/stop"): self.stop_stream_pollers,
+                ("POST", "/_local/streams/start"): self.start_stream_pollers,
             },
         )
         self.http_gateway.start()
@@ -288,7 +303,7 @@ class LocalStack:
         outer = {key: value for key, value in os.environ.items() if key != "TASKCAST_TENANTS"}
         self.environment = function_environment(template_environment, local, outer, self.config.environment)
         self._env.set(self.environment)
-        self._env.set(aws_environment(self.moto.url, lambda_url=self.lambda_url,
+        self._env.set(aws_environment(self.moto.url, s3_url=self.s3_url, lambda_url=self.lambda_url,
                                       management_url=self.management_url, region=self.config.region))
         aws.reset_clients()
 
@@ -309,13 +324,18 @@ class LocalStack:
         else:
             self._state_dir = tempfile.TemporaryDirectory(prefix="taskcast-local-")
             state_dir = Path(self._state_dir.name)
-        checkpoints = CheckpointStore(state_dir / "stream-positions.json")
         send = destination_sender(self.functions, sqs, lambda: self.async_invoker)
         streams_client = self.client("dynamodbstreams")
-        for mapping in streams:
-            if mapping.enabled:
-                self.pollers.append(StreamPoller(mapping, streams_client, checkpoints, send, self.config.region,
-                                                 poll_interval_s=self.config.stream_poll_interval_ms / 1000))
+
+        def stream_pollers() -> list[StreamPoller]:
+            # A fresh checkpoint store reads the saved positions back: a restart resumes from the file.
+            checkpoints = CheckpointStore(state_dir / "stream-positions.json")
+            return [StreamPoller(mapping, streams_client, checkpoints, send, self.config.region,
+                                 poll_interval_s=self.config.stream_poll_interval_ms / 1000)
+                    for mapping in streams if mapping.enabled]
+
+        self._stream_pollers = stream_pollers
+        self.pollers.extend(stream_pollers())
         for queue_mapping in queues:
             if queue_mapping.enabled:
                 self.pollers.append(QueuePoller(queue_mapping, sqs, self.config.region, self.config.sqs_wait_s,
@@ -331,7 +351,7 @@ class LocalStack:
             poller.stop()
         self.pollers = []
         for component in (self.http_gateway, self.connections_api, self.websocket_gateway, self.lambda_api,
-                          self.async_invoker):
+                          self.async_invoker, self.s3_front):
             if component is not None:
                 try:
                     component.stop()
@@ -339,6 +359,7 @@ class LocalStack:
                     log.exception("error while stopping %s", type(component).__name__)
         self.http_gateway = self.connections_api = self.websocket_gateway = self.lambda_api = None
         self.async_invoker = None
+        self.s3_front = None
         self.moto.stop()
         self._env.restore()
         aws.reset_clients()
@@ -346,6 +367,25 @@ class LocalStack:
             self._state_dir.cleanup()
             self._state_dir = None
         self._started = False
+
+    def stop_stream_pollers(self) -> dict[str, Any]:
+        """Stop the DynamoDB stream pollers (the batch in flight finishes and is checkpointed); the AWS
+        services keep running and records pile up in the stream (a debug route for fault tests)."""
+        stopping = [poller for poller in self.pollers if isinstance(poller, StreamPoller)]
+        for poller in stopping:
+            poller.stop(timeout_s=60.0)
+        self.pollers = [poller for poller in self.pollers if poller not in stopping]
+        return {"stopped": len(stopping)}
+
+    def start_stream_pollers(self) -> dict[str, Any]:
+        """Start new stream pollers that resume from the saved stream positions (no-op when running)."""
+        if any(isinstance(poller, StreamPoller) for poller in self.pollers) or self._stream_pollers is None:
+            return {"started": 0}
+        started = self._stream_pollers()
+        for poller in started:
+            poller.start()
+        self.pollers.extend(started)
+        return {"started": len(started)}
 
     # ------------------------------------------------------------------ helpers
     def client(self, service: str) -> Any:
@@ -377,6 +417,7 @@ class LocalStack:
             "management_url": self.management_url,
             "lambda_url": self.lambda_url,
             "moto_url": self.moto_url,
+            "s3_url": self.s3_url,
         }
 
     def describe(self) -> dict[str, Any]:

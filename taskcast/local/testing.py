@@ -21,16 +21,16 @@ Keyword arguments (all optional):
   template's values, e.g. ``{"TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5"}``);
 - ``parameters``: template parameter overrides; ``python_path``: folders to import extra handler
   modules from (a test template's dummy handlers);
-- ``http_port``, ``ws_port``, ``mgmt_port``: 0 (default) picks free ports;
+- ``http_port``, ``ws_port``, ``mgmt_port``, ``s3_port``: 0 (default) picks free ports;
 - ``ws_idle_timeout_s``, ``ws_max_duration_s``, ``ws_max_message_bytes``, ``ws_max_frame_bytes``,
   ``integration_timeout_s``, ``max_payload_bytes``, ``stream_poll_ms``, ``async_retry_delays_s``:
   the gateway and Lambda limits (see ``docs/local-stack.md``);
 - ``start_timeout_s`` (default 90), ``in_process`` (default False).
 
 The object it yields, ``RunningStack``: ``http_url``, ``ws_url``, ``management_url``, ``lambda_url``,
-``moto_url``, ``tenants``, ``tenant`` (the first tenant's name), ``api_key``, ``webhook_secret``,
-``resources`` (``tables``, ``streams``, ``queues`` (URLs), ``queue_arns``, ``buckets`` by logical id),
-``functions``, ``request_log``, ``clear_request_log()``, ``client(service)`` (boto3 clients for moto's
+``moto_url``, ``s3_url`` (the S3 front), ``tenants``, ``tenant`` (the first tenant's name), ``api_key``,
+``webhook_secret``, ``resources`` (``tables``, ``streams``, ``queues`` (URLs), ``queue_arns``, ``buckets``
+by logical id), ``functions``, ``request_log``, ``clear_request_log()``, ``client(service)`` (boto3 clients for moto's
 services, ``lambda`` and ``apigatewaymanagementapi``), ``websocket_url(api_key=None)``,
 ``stop_websocket()`` / ``start_websocket()`` (close and reopen the WebSocket port),
 ``table_name(logical_id)``, ``queue_url(logical_id)`` and ``output()`` (the stack's log so far).
@@ -83,6 +83,7 @@ class RunningStack:
     tenants: dict[str, dict[str, str]]
     resources: dict[str, dict[str, str]]
     functions: dict[str, dict[str, str]]
+    s3_url: str = ""  # the S3 front
     region: str = "us-east-1"
     log_path: Path | None = None
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
@@ -194,6 +195,7 @@ def running_stack(
     http_port: int = 0,
     ws_port: int = 0,
     mgmt_port: int = 0,
+    s3_port: int = 0,
     start_timeout_s: float = 90.0,
     in_process: bool = False,
     log_level: str = "INFO",
@@ -205,11 +207,12 @@ def running_stack(
     settings = _settings_environment(limits)
     if in_process:
         with _in_process(template, tenants, environment or {}, parameters or {}, python_path,
-                         (http_port, ws_port, mgmt_port), settings) as stack:
+                         (http_port, ws_port, mgmt_port, s3_port), settings) as stack:
             yield stack
         return
     command = [sys.executable, "-m", "taskcast.cli", "local", "--port", str(http_port), "--ws-port", str(ws_port),
-               "--mgmt-port", str(mgmt_port), "--ready-json", "--exit-with-stdin", "--log-level", log_level]
+               "--mgmt-port", str(mgmt_port), "--s3-port", str(s3_port),
+               "--ready-json", "--exit-with-stdin", "--log-level", log_level]
     if template is not None:
         command += ["--template", str(Path(template).resolve())]
     if parameters:
@@ -237,7 +240,8 @@ def running_stack(
                 )
                 yield RunningStack(
                     http_url=record["http_url"], ws_url=record["ws_url"], management_url=record["management_url"],
-                    lambda_url=record["lambda_url"], moto_url=record["moto_url"], tenants=stack_tenants,
+                    lambda_url=record["lambda_url"], moto_url=record["moto_url"], s3_url=record["s3_url"],
+                    tenants=stack_tenants,
                     resources=record["resources"], functions=record["functions"], region=record["region"],
                     log_path=log_path, process=process,
                 )
@@ -267,14 +271,14 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 @contextmanager
 def _in_process(template: str | Path | None, tenants: Mapping[str, Any] | None, environment: Mapping[str, str],
-                parameters: Mapping[str, str], python_path: Sequence[str | Path], ports: tuple[int, int, int],
+                parameters: Mapping[str, str], python_path: Sequence[str | Path], ports: tuple[int, int, int, int],
                 settings: Mapping[str, str]) -> Iterator[RunningStack]:
     from taskcast.local.stack import LocalConfig, LocalStack
 
     added = [str(Path(path).resolve()) for path in python_path if str(Path(path).resolve()) not in sys.path]
     sys.path[:0] = added
     overrides: dict[str, Any] = {
-        "http_port": ports[0], "ws_port": ports[1], "mgmt_port": ports[2],
+        "http_port": ports[0], "ws_port": ports[1], "mgmt_port": ports[2], "s3_port": ports[3],
         "tenants_json": json.dumps(tenants) if tenants is not None else None,
         "parameters": dict(parameters), "environment": dict(environment),
     }
@@ -286,7 +290,7 @@ def _in_process(template: str | Path | None, tenants: Mapping[str, Any] | None, 
             urls = stack.urls()
             yield RunningStack(
                 http_url=urls["http_url"], ws_url=urls["ws_url"], management_url=urls["management_url"],
-                lambda_url=urls["lambda_url"], moto_url=urls["moto_url"],
+                lambda_url=urls["lambda_url"], moto_url=urls["moto_url"], s3_url=urls["s3_url"],
                 tenants={name: dict(value) for name, value in stack.tenants.items()},
                 resources=stack.resources.describe(), functions=dict(stack.functions.describe()),
                 region=stack.config.region, local_stack=stack,

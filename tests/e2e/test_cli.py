@@ -65,10 +65,11 @@ def _port_is_open(port: int) -> bool:
 
 
 def test_taskcast_local_prints_its_urls_and_dev_credentials_and_stops_on_sigint() -> None:
-    with local_process("--port", "0", "--ws-port", "0", "--mgmt-port", "0") as (process, lines):
+    with local_process("--port", "0", "--ws-port", "0", "--mgmt-port", "0", "--s3-port", "0") as (process, lines):
         banner = _read_until(lines, "Press Ctrl-C to stop.")
-        urls = dict(re.findall(r"^\s+(REST API|WebSocket|@connections|Dashboard|AWS \(moto\))\s+(\S+)", banner, re.M))
-        assert set(urls) == {"REST API", "WebSocket", "@connections", "Dashboard", "AWS (moto)"}, banner
+        names = r"REST API|WebSocket|@connections|Dashboard|S3 front|AWS \(moto\)"
+        urls = dict(re.findall(rf"^\s+({names})\s+(\S+)", banner, re.M))
+        assert set(urls) == {"REST API", "WebSocket", "@connections", "Dashboard", "S3 front", "AWS (moto)"}, banner
         assert re.search(r"API key\s+tc_dev_\S+", banner)
         assert re.search(r"Webhook secret\s+whsec_\S+", banner)
         assert "loopback http callbacks are ALLOWED" in banner
@@ -87,9 +88,8 @@ def test_taskcast_local_prints_its_urls_and_dev_credentials_and_stops_on_sigint(
 
 def test_tenants_from_the_environment_are_never_printed() -> None:
     tenants = json.dumps(TENANTS)
-    with local_process("--port", "0", "--ws-port", "0", "--mgmt-port", "0", TASKCAST_TENANTS=tenants) as (
-        process, lines,
-    ):
+    ports = ("--port", "0", "--ws-port", "0", "--mgmt-port", "0", "--s3-port", "0")
+    with local_process(*ports, TASKCAST_TENANTS=tenants) as (process, lines):
         banner = _read_until(lines, "Press Ctrl-C to stop.")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

@@ -134,8 +134,9 @@ def test_openapi_needs_no_tenant_and_describes_the_routes(api: RestHarness) -> N
         "/tasks/{task_id}/result",
         "/tasks/{task_id}/events",
         "/tasks/{task_id}/deliveries",
+        "/uploads",
     }
-    assert "/uploads" not in document["paths"]
+    assert "201" in document["paths"]["/uploads"]["post"]["responses"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert document["security"] == [{"bearer": []}]
     create = document["paths"]["/tasks"]["post"]

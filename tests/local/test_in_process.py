@@ -32,7 +32,7 @@ def test_an_in_process_stack_serves_its_template_and_restores_the_environment(tm
     template = tmp_path / "template.yaml"
     template.write_text(yaml.safe_dump(TEMPLATE))
     before = {key: os.environ.get(key) for key in ("AWS_ENDPOINT_URL", "PROBE_TABLE", "TASKCAST_TENANTS")}
-    config = LocalConfig(template_path=template, http_port=0, ws_port=0, mgmt_port=0, stack_name="probe")
+    config = LocalConfig(template_path=template, http_port=0, ws_port=0, mgmt_port=0, s3_port=0, stack_name="probe")
 
     with LocalStack(config) as stack:
         assert os.environ["PROBE_TABLE"] == "probe-probe"

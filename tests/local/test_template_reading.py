@@ -81,6 +81,7 @@ def test_functions_get_globals_and_their_own_settings(resolver: Resolver) -> Non
     assert set(functions) == {
         "RestAuthorizerFunction", "RestFunction", "WorkerFunction", "WorkerFailureFunction",
         "WebSocketAuthorizerFunction", "WebSocketFunction", "StreamConsumerFunction", "WebhookRetryFunction",
+        "UploadArrivedFunction",
     }
     worker = functions["WorkerFunction"]
     assert (worker.handler_path, worker.timeout_s, worker.memory_mb) == ("handlers.worker.lambda_handler", 900, 1024)
