@@ -69,10 +69,50 @@ def too_large(event: dict[str, Any], limit_bytes: int) -> dict[str, Any] | None:
     )
 
 
+# Bodies sent without a JSON media type are still read as JSON: `curl -d` labels its body as a form.
+READ_AS_JSON = frozenset({"", "application/x-www-form-urlencoded", "text/plain"})
+
+
+def content_type_of(event: dict[str, Any]) -> str:
+    single = event.get("headers") or {}
+    multi = {name: (values or [""])[-1] for name, values in (event.get("multiValueHeaders") or {}).items()}
+    for headers in (single, multi):
+        for name, value in headers.items():
+            if name.lower() == "content-type":
+                return (value or "").split(";", 1)[0].strip().lower()
+    return ""
+
+
+def with_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The event with its body labelled JSON, or None when the body is of a media type the API does not read."""
+    if not event.get("body"):
+        return event
+    media_type = content_type_of(event)
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return event
+    if media_type not in READ_AS_JSON:
+        return None
+    relabelled = dict(event)
+    for key in ("headers", "multiValueHeaders"):
+        headers = {k: v for k, v in (event.get(key) or {}).items() if k.lower() != "content-type"}
+        headers["Content-Type"] = "application/json" if key == "headers" else ["application/json"]
+        relabelled[key] = headers
+    return relabelled
+
+
 def handle(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]:
     refusal = too_large(event, deps.settings.inline_limit_bytes)
     if refusal is not None:
         return refusal
+    json_event = with_json_body(event)
+    if json_event is None:
+        return to_proxy(
+            problem_response(
+                415, "unsupported-media-type", "Unsupported media type",
+                f"Request bodies are JSON; got {content_type_of(event)!r}. Send Content-Type: application/json.",
+            )
+        )
+    event = json_event
     if tenant_of(event) is None and event.get("path") not in PUBLIC_PATHS:
         # A gateway route without the authorizer: refuse before anything else, whatever the route.
         return to_proxy(error_response(unauthorized()))
