@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from streams.fanout import PoisonRecord, StateChange, parse_stream_record
+from streams.faults import raise_if_poisoned
 from streams.websocket_fanout import FanoutReport
 from streams.wiring import PushPath, push_path
 
@@ -55,6 +56,7 @@ class Batch:
             change = parse_stream_record(raw)
             if change is None:
                 return None
+            raise_if_poisoned(change.task.id, change.task.version)  # a no-op unless the fault suite turns it on
             self._start_webhook(change)
             report = self.push.fanout.fan_out(change, self.fanned_out)
         except Exception as error:

@@ -45,6 +45,21 @@ def as_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def with_gateway_answers(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the gateway's own 401 and 403 problems (its authorizer answers them) to every operation."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    gateway_answers = {
+        "401": "No Authorization header or no bearer key (answered by the gateway's authorizer)",
+        "403": "The API key is not valid (answered by the gateway's authorizer)",
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, description in gateway_answers.items():
+                answer = {"description": description, "content": {"application/problem+json": {"schema": problem_ref}}}
+                operation.setdefault("responses", {}).setdefault(status, answer)
+    return schema
+
+
 def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
     text = app.get_openapi_json_schema(
         title=TITLE,
@@ -53,7 +68,7 @@ def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
         security_schemes={"bearer": HTTPBearer(description="The tenant's API key: Authorization: Bearer <key>")},
         security=[{"bearer": []}],
     )
-    return as_problem_responses(json.loads(text))
+    return with_gateway_answers(as_problem_responses(json.loads(text)))
 
 
 def register_openapi_route(app: APIGatewayRestResolver, routes: RouteTable, cached: dict[str, Any]) -> None:

@@ -92,6 +92,11 @@ def register_problem_handlers(app: APIGatewayRestResolver, routes: RouteTable) -
         detail, listed = describe_validation(list(error.errors()))
         return problem_response(400, "invalid-request", "Invalid request", detail, errors=listed)
 
+    @app.exception_handler(UnicodeDecodeError)
+    def on_undecodable(error: UnicodeDecodeError) -> Response:
+        # A body that is not UTF-8 fails while Powertools decodes it, before any validation runs.
+        return problem_response(400, "invalid-request", "Invalid request", "The request body is not valid UTF-8 JSON.")
+
     @app.exception_handler(IdempotencyValidationError)
     def on_key_reuse(error: IdempotencyValidationError) -> Response:
         return problem_response(

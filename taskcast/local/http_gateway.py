@@ -350,4 +350,4 @@ class _GatewayHandler(QuietHandler):
         request = HttpRequest(self.command, path, query, [], b"", self.client_address[0], request_id, received_at)
         gateway._record(request, status, resource, started)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve  # noqa: N815

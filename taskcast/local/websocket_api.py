@@ -108,7 +108,7 @@ def selection_value(expression: str, body: str) -> Any:
         return None
     try:
         value: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep to parse: no value, so $default (whose handler refuses it)
         return None
     for key in expression.removeprefix("$request.body.").split("."):
         if not isinstance(value, dict):
