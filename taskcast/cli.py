@@ -1,5 +1,6 @@
 """The ``taskcast`` command: ``local`` (the whole system on this machine), ``submit`` (send a task and
-follow it) and ``webhook-receiver`` (print verified webhook deliveries)."""
+follow it), ``webhook-receiver`` (print verified webhook deliveries) and ``redrive`` (webhook DLQ back to
+the retry queue)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("submit", help="submit a task and follow it (taskcast submit --help)", add_help=False)
     commands.add_parser("webhook-receiver", help="receive and verify webhooks (taskcast webhook-receiver --help)",
                         add_help=False)
+    commands.add_parser("redrive", help="move webhook jobs from the dead-letter queue back to the retry queue "
+                        "(taskcast redrive --help)", add_help=False)
     return parser
 
 
@@ -52,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from client_demo.webhook_receiver import main as receiver_main
 
         return receiver_main(arguments[1:])
+    if arguments[:1] == ["redrive"]:
+        from taskcast.redrive import main as redrive_main
+
+        return redrive_main(arguments[1:])
     args = _parser().parse_args(arguments)
     if args.command == "local":
         return run_local(args)
