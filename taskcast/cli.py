@@ -1,11 +1,12 @@
 """The ``taskcast`` command: ``local`` (the whole system on this machine), ``submit`` (send a task and
-follow it), ``webhook-receiver`` (print verified webhook deliveries) and ``redrive`` (webhook DLQ back to
-the retry queue)."""
+follow it), ``webhook-receiver`` (print verified webhook deliveries), ``redrive`` (webhook DLQ back to
+the retry queue) and ``cost`` (what following a task costs on AWS)."""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import logging
 import os
@@ -17,6 +18,16 @@ from pathlib import Path
 from typing import TextIO
 
 READY_PREFIX = "TASKCAST_READY "
+
+
+# Subcommands that own their options: everything after the name is handed to the module's main(argv);
+# imported only when used, so `taskcast local` starts without loading the clients.
+DELEGATED: dict[str, tuple[str, str]] = {
+    "submit": ("taskcast.client_cli", "submit a task and follow it"),
+    "webhook-receiver": ("client_demo.webhook_receiver", "receive and verify webhooks"),
+    "redrive": ("taskcast.redrive", "move webhook jobs from the dead-letter queue back to the retry queue"),
+    "cost": ("taskcast.cost_cli", "monthly AWS cost of polling versus push versus webhooks"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,29 +47,16 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"also print one '{READY_PREFIX.strip()} {{...}}' line for programs that start the stack")
     local.add_argument("--exit-with-stdin", action="store_true",
                        help="stop when standard input closes (for a parent process that may die)")
-    commands.add_parser("submit", help="submit a task and follow it (taskcast submit --help)", add_help=False)
-    commands.add_parser("webhook-receiver", help="receive and verify webhooks (taskcast webhook-receiver --help)",
-                        add_help=False)
-    commands.add_parser("redrive", help="move webhook jobs from the dead-letter queue back to the retry queue "
-                        "(taskcast redrive --help)", add_help=False)
+    for name, (_module, summary) in DELEGATED.items():
+        commands.add_parser(name, help=f"{summary} (taskcast {name} --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    # submit and webhook-receiver own their options: hand them everything after the command name.
-    if arguments[:1] == ["submit"]:
-        from taskcast.client_cli import main as submit_main
-
-        return submit_main(arguments[1:])
-    if arguments[:1] == ["webhook-receiver"]:
-        from client_demo.webhook_receiver import main as receiver_main
-
-        return receiver_main(arguments[1:])
-    if arguments[:1] == ["redrive"]:
-        from taskcast.redrive import main as redrive_main
-
-        return redrive_main(arguments[1:])
+    if arguments and arguments[0] in DELEGATED:
+        module = importlib.import_module(DELEGATED[arguments[0]][0])
+        return module.main(arguments[1:])
     args = _parser().parse_args(arguments)
     if args.command == "local":
         return run_local(args)

@@ -1,0 +1,235 @@
+"""Results: percentiles, the JSON file (design.md's "Benchmark results" schema), markdown tables and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TRANSPORT_ORDER = ("push-websocket", "webhook", "poll-2s", "poll-backoff", "long-poll")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100) by linear interpolation between closest ranks; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        # Other work on the machine slows the local stack: the 1-minute load average when the run ended.
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0 or math.isnan(value) or math.isnan(reference):
+        return None
+    return value / reference
+
+
+def with_push_ratios(lag_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each lag row with ``*_vs_push`` ratios added (push-websocket is the reference)."""
+    push = next((row for row in lag_rows if row["transport"] == "push-websocket"), None)
+    keys = ("p50_s", "p95_s", "p99_s", "client_requests_per_task", "server_messages_per_task", "db_reads_per_task")
+    rows = []
+    for row in lag_rows:
+        extra = {f"{key}_vs_push": ratio(row.get(key), push.get(key) if push else None) for key in keys}
+        rows.append(row | {"vs_push": extra})
+    return rows
+
+
+def write_json(result: Mapping[str, Any], directory: Path = RESULTS_DIR, stamp: str | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stamp or timestamp()}.json"
+    path.write_text(json.dumps(result, indent=2, default=_plain) + "\n")
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if value else "0"
+    return str(value)
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "–"
+    return f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}x"
+
+
+def lag_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    lines = [
+        "| transport | tasks | samples | p50 | p95 | p99 | p99 vs push | client requests / task | vs push "
+        "| server messages / task | DynamoDB reads / task | vs push |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        vs = row.get("vs_push", {})
+        lines.append(
+            f"| {row['transport']} | {row['tasks']} | {row.get('samples', row['tasks'])} | {_ms(row['p50_s'])} "
+            f"| {_ms(row['p95_s'])} | {_ms(row['p99_s'])} | {_x(vs.get('p99_s_vs_push'))} "
+            f"| {_num(row['client_requests_per_task'])} | {_x(vs.get('client_requests_per_task_vs_push'))} "
+            f"| {_num(row['server_messages_per_task'])} | {_num(row['db_reads_per_task'])} "
+            f"| {_x(vs.get('db_reads_per_task_vs_push'))} |"
+        )
+    return "\n".join(lines)
+
+
+def breakdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Where the time of the traced changes went (p50 / p99), for rows that carry a ``breakdown``."""
+    lines = [
+        "| measurement | changes traced | write → subscriber Query (stream poll) | Query "
+        "| Query → last post / arrival |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        split = row.get("breakdown")
+        if not split:
+            continue
+        name = row["transport"] + (f" / {row['shape']} N = {row['n']:,}" if "shape" in row else " (lag)")
+        lines.append(
+            f"| {name} | {split['changes_traced']} "
+            f"| {_ms(split['stream_poll_p50_s'])} / {_ms(split['stream_poll_p99_s'])} "
+            f"| {_ms(split['subscriber_query_p50_s'])} / {_ms(split['subscriber_query_p99_s'])} "
+            f"| {_ms(split['posts_p50_s'])} / {_ms(split['posts_p99_s'])} |"
+        )
+    return "\n".join(lines)
+
+
+def fanout_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    lines = [
+        "| transport | shape | N | delivered | deliveries/s | last delivery | p50 delivery | "
+        "stream poll (p50) | subscriber query (p50) | posts (p50 span) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        split = row.get("breakdown") or {}
+        lines.append(
+            f"| {row['transport']} | {row['shape']} | {row['n']:,} | {row.get('delivered', row['n']):,} "
+            f"| {_num(row['deliveries_per_s'])} | {_ms(row['last_delivery_s'])} | {_ms(row.get('p50_delivery_s'))} "
+            f"| {_ms(split.get('stream_poll_p50_s'))} | {_ms(split.get('subscriber_query_p50_s'))} "
+            f"| {_ms(split.get('posts_p50_s'))} |"
+        )
+    return "\n".join(lines)
+
+
+def job40_table(rows: Iterable[Mapping[str, Any]], job_s: float) -> str:
+    lines = [
+        f"| transport | seen (mean) | overhead over {job_s:g} s | worst | POST → end written "
+        "| end written → client knows | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if row.get("seen_s") is None:
+            lines.append(f"| {row['transport']} | – | – | – | – | – | 0 ({row.get('failed', 0)} failed) |")
+            continue
+        lines.append(
+            f"| {row['transport']} | {row['seen_s']:.3f} s | {row['seen_s'] - job_s:+.3f} s "
+            f"| {row.get('worst_s', row['seen_s']):.3f} s | {_num(row.get('ran_s'))} s | {_ms(row.get('notified_s'))} "
+            f"| {row.get('runs', 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def targets_table(checks: Iterable[Mapping[str, Any]]) -> str:
+    lines = ["| target | measured | met |", "|---|---|:-:|"]
+    for check in checks:
+        met = {True: "yes", False: "**no**", None: "n/a"}[check["met"]]
+        lines.append(f"| {check['target']} | {check['measured']} | {met} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def plot_lag_cdf(samples: Mapping[str, Sequence[float]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for transport in sorted(samples, key=_transport_rank):
+        values = sorted(samples[transport])
+        if not values:
+            continue
+        ys = [(index + 1) / len(values) for index in range(len(values))]
+        axes.step([max(value, 1e-4) for value in values], ys, where="post", label=f"{transport} (n={len(values)})")
+    axes.set_xscale("log")
+    axes.set_xlabel("lag: client knows − terminal status written (s, log scale)")
+    axes.set_ylabel("share of notifications")
+    axes.set_title("Notification lag by transport (CDF)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_fanout(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    series: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        series.setdefault(f"{row['transport']} / {row['shape']}", []).append((row["n"], row["deliveries_per_s"]))
+    for label, points in sorted(series.items()):
+        points.sort()
+        axes.plot([n for n, _ in points], [rate for _, rate in points], marker="o", label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("N (subscribers or callbacks)")
+    axes.set_ylabel("deliveries per second")
+    axes.set_title("Fan-out throughput against N")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _transport_rank(name: str) -> int:
+    return TRANSPORT_ORDER.index(name) if name in TRANSPORT_ORDER else len(TRANSPORT_ORDER)
