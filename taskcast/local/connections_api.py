@@ -17,31 +17,18 @@ import re
 import uuid
 from urllib.parse import unquote
 
-from taskcast.local.httpserver import LocalHTTPServer, QuietHandler
+from taskcast.local.httpserver import HTTPService, LocalHTTPServer, QuietHandler
 from taskcast.local.websocket_gateway import Gone, WebSocketGateway
 
 MAX_POST_BYTES = 128 * 1024
 _CONNECTION_PATH = re.compile(r"^(?:/[^/@]+)?/@connections(?:/(?P<id>[^/]+))?/?$")
 
 
-class ConnectionsApi:
+class ConnectionsApi(HTTPService):
     def __init__(self, gateway: WebSocketGateway, host: str = "127.0.0.1", port: int = 3002) -> None:
         self.gateway = gateway
         self.server = LocalHTTPServer(_ConnectionsHandler, self, host, port, name="connections-api")
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def start(self) -> None:
-        self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
 
 
 class _ConnectionsHandler(QuietHandler):

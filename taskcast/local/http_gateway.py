@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from taskcast.local import rest_api
 from taskcast.local.authorizers import ALLOW, DENY, UNAUTHORIZED, AuthorizerCache, decide
-from taskcast.local.httpserver import LocalHTTPServer, QuietHandler
+from taskcast.local.httpserver import HTTPService, LocalHTTPServer, QuietHandler
 from taskcast.local.rest_api import HttpRequest, MethodNotAllowed, RestApi, Route
 from taskcast.models import problem
 
@@ -123,7 +123,7 @@ def default_dashboard_folder() -> Path | None:
     return Path(client_demo.__file__).resolve().parent
 
 
-class HttpGateway:
+class HttpGateway(HTTPService):
     def __init__(
         self,
         apis: list[RestApi],
@@ -153,21 +153,6 @@ class HttpGateway:
         self._log_lock = threading.Lock()
         self._caches: dict[str, AuthorizerCache] = {}
         self.server = LocalHTTPServer(_GatewayHandler, self, host, port, name="http-gateway")
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def start(self) -> None:
-        self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
 
     # ------------------------------------------------------------------ request log
     @property

@@ -136,3 +136,23 @@ class LocalHTTPServer:
         server.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+class HTTPService:
+    """A local service answered by one ``LocalHTTPServer`` (``self.server``): its address and lifecycle."""
+
+    server: LocalHTTPServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()

@@ -19,14 +19,14 @@ from urllib.parse import unquote
 
 from taskcast.local.async_invoke import AsyncInvoker
 from taskcast.local.functions import FunctionRegistry
-from taskcast.local.httpserver import LocalHTTPServer, QuietHandler
+from taskcast.local.httpserver import HTTPService, LocalHTTPServer, QuietHandler
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 256 * 1024
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 
 
-class LambdaApi:
+class LambdaApi(HTTPService):
     def __init__(self, functions: FunctionRegistry, async_invoker: AsyncInvoker, host: str = "127.0.0.1",
                  port: int = 0, region: str = "us-east-1", account_id: str = "123456789012") -> None:
         self.functions = functions
@@ -35,15 +35,6 @@ class LambdaApi:
         self.account_id = account_id
         self.server = LocalHTTPServer(_LambdaHandler, self, host, port, name="lambda")
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> None:
-        self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
 
 
 def _error(code: str, message: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
