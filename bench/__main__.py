@@ -46,7 +46,7 @@ FULL = Mode(
     "full",
     LagPlan(tasks_per_transport=40, min_duration_s=10, max_duration_s=60, push_connections=1000, arrival_window_s=90,
             long_poll_tasks=15, deadline_s=300),
-    FanoutPlan(one_task_sizes=(100, 1000, 5000), many_task_sizes=(100, 1000), wait_s=120, budget_s=420),
+    FanoutPlan(one_task_sizes=(100, 1000, 5000), many_task_sizes=(100, 1000), wait_s=180, budget_s=420),
     Job40Plan(job_s=40, runs=3, slack_s=60),
 )
 PARTS = ("lag", "fanout", "job40")

@@ -107,9 +107,6 @@ class Http:
         answer.raise_for_status()
         return answer.json()
 
-    def cancel(self, session: requests.Session, task_id: str) -> int:
-        return session.delete(f"{self.base_url}/tasks/{quote(task_id)}", timeout=HTTP_TIMEOUT_S).status_code
-
 
 def fixed_delays(interval_s: float) -> Iterator[float]:
     while True:

@@ -11,9 +11,11 @@ store's own code (``TaskStore.update`` + ``transition``, the worker's write path
 many-task shapes: as N workers finishing together would, without tying up the local worker pool with N
 sleeping jobs. Everything after the write is the stack's: stream, consumer, subscriber query, posts.
 
-Time to last delivery is measured from just before the change is written; deliveries/s = N / that.
-The split per change comes from the call probe: write end → the consumer's subscriber Query (stream
-poll + invocation), the Query itself, and Query end → the last post (or webhook arrival).
+The changes are written once every subscriber has its snapshot (or every creation webhook arrived) and
+the stack is idle again. Time to last delivery is measured from just before the change is written;
+deliveries/s = N / that. The split per change comes from the call probe (``bench.timeline``): write end
+→ the consumer's subscriber Query for that record (stream poll, invocation and any records queued
+ahead), the Query itself, and Query → the last post (or the webhook's arrival).
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ from taskcast.models import Status, Task, transition
 from taskcast.store import TaskStore
 
 WRITERS = 16
-
-
 SHAPES = (("websocket", "one-task"), ("websocket", "many-tasks"), ("webhook", "many-tasks"))
 
 
@@ -48,7 +48,7 @@ class FanoutPlan:
     one_task_sizes: tuple[int, ...]
     many_task_sizes: tuple[int, ...]
     wait_s: float = 120.0  # the longest any one wait (subscriptions, deliveries) may take
-    budget_s: float = 600.0  # cases not started within this time are skipped, and the report says so
+    budget_s: float = 600.0  # no case starts after this long, and no wait outlasts it by much; the report says so
 
     def cases(self) -> list[tuple[str, str, int]]:
         sizes = sorted({*self.one_task_sizes, *self.many_task_sizes})
@@ -219,7 +219,7 @@ async def _websocket(stack: Any, fixture: Fixture, probe: probe_mod.Probes, n: i
     await bounded([connections[index].subscribe(_follow(task_id)) for index, task_id in pairs], at_once=200)
     if not await snapshots.wait(wait_s):
         answered = len(snapshots.arrived)
-        if answered < 0.95 * n:
+        if answered < 0.9 * n:
             raise SetupFailed(f"only {answered:,} of {n:,} subscriptions answered in {wait_s:.0f} s")
         # Nearly all: measure those (the row's ``n`` stays N; ``delivered`` tells how many got the change).
         changes.expect({key for key in pairs if key in snapshots.arrived})

@@ -108,14 +108,7 @@ async def run_lag(stack: Any, http: Http, probe: probe_mod.Probes, plan: LagPlan
             transport, follows[transport], tasks[transport], terminal_at, reads, baseline, connections
         )
         if transport in ("push-websocket", "webhook"):
-            ids = set(tasks[transport])
-            arrivals = None
-            if transport == "webhook":
-                arrivals = {f.task_id: f.known_at for f in follows[transport] if f.known_at is not None}
-            def is_end(task_id: str, status: str, _version: int, ends: set[str] = ids) -> bool:
-                return task_id in ends and status in TERMINAL
-
-            row["breakdown"] = breakdown(calls, is_end, subscriptions, arrivals)
+            row["breakdown"] = _end_breakdown(calls, transport, tasks[transport], follows[transport], subscriptions)
         rows.append(row)
         samples[transport] = lags
     notes.append(
@@ -124,6 +117,21 @@ async def run_lag(stack: Any, http: Http, probe: probe_mod.Probes, plan: LagPlan
         "the (client, task) pairs."
     )
     return LagResult(rows, samples, notes, connections)
+
+
+def _end_breakdown(
+    calls: list[probe_mod.Call], transport: str, task_ids: list[str], follows: list[Follow], subscriptions: str
+) -> dict[str, Any]:
+    """Where the time of each task's terminal change went, on the stream path."""
+    ids = set(task_ids)
+    arrivals = None
+    if transport == "webhook":
+        arrivals = {f.task_id: f.known_at for f in follows if f.known_at is not None}
+
+    def is_end(task_id: str, status: str, _version: int) -> bool:
+        return task_id in ids and status in TERMINAL
+
+    return breakdown(calls, is_end, subscriptions, arrivals)
 
 
 async def _all(waits: list[Any]) -> None:
