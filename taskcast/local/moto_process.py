@@ -154,6 +154,42 @@ def patch_moto_transactions() -> None:
     models.copy = _TransactionBackupCopy(copy)  # type: ignore[attr-defined]
 
 
+def patch_moto_queries() -> None:
+    """A Query on a table's own key reads that key's items only.
+
+    moto answers every Query by listing and sorting all the items of the table, so each subscriber
+    lookup, history read and ``$disconnect`` cost time in proportion to the whole table: with ten
+    thousand items a Query took tens of milliseconds, all of it under the DynamoDB lock. Index
+    queries keep moto's way (an index has no partition map to read from).
+    """
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    if getattr(original, "_taskcast_patched", False):
+        return
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None:
+            return original(self, hash_key, *args, **kwargs)
+        partition = self.items.get(hash_key)
+        if partition is None:
+            items: list[Any] = []
+        elif self.range_key_attr is not None:
+            items = list(partition.values())
+        else:
+            items = [partition]
+        # Shadow all_items for this one call; DynamoDB calls are serialized, so nothing else sees it.
+        self.all_items = lambda: items
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    query._taskcast_patched = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign]
+
+
 def _forget_old_iterators(iterators: dict[str, Any]) -> None:
     excess = len(iterators) - KEEP_SHARD_ITERATORS
     if excess > KEEP_SHARD_ITERATORS // 10:  # prune in chunks, not on every call
@@ -167,6 +203,7 @@ def serve(host: str, port: int, on_ready: Callable[[int], None]) -> None:
 
     patch_moto_streams()
     patch_moto_transactions()
+    patch_moto_queries()
     app = SerializedDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     on_ready(server.server_address[1])
