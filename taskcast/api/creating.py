@@ -83,16 +83,23 @@ def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> T
     except Exception as error:
         # Never leave a task PENDING that no worker will ever pick up.
         logger.error("could not start the worker for task %s: %s", task.id, type(error).__name__)
-        deps.store.update(task.id, dispatch_failed)
-        raise ProblemError(
-            503,
-            "worker-unavailable",
-            "Worker unavailable",
-            f"The worker could not be started; task {task.id} was marked FAILED. Retry the request.",
-            headers={"Retry-After": str(deps.settings.retry_after_s)},
-            task_id=task.id,
+        raise abandon(
+            deps, task, "worker-unavailable", "Worker unavailable", "The worker could not be started"
         ) from None
     return task
+
+
+def abandon(deps: ApiDeps, task: Task, kind: str, title: str, what_failed: str) -> ProblemError:
+    """Mark a task that can never start FAILED and build the 503 that tells the client to retry."""
+    deps.store.update(task.id, dispatch_failed)
+    return ProblemError(
+        503,
+        kind,
+        title,
+        f"{what_failed}; task {task.id} was marked FAILED. Retry the request.",
+        headers={"Retry-After": str(deps.settings.retry_after_s)},
+        task_id=task.id,
+    )
 
 
 def create_task(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from taskcast.api.creating import check_request, dispatch_failed
+from taskcast.api.creating import abandon, check_request
 from taskcast.api.deps import ApiDeps
 from taskcast.api.models import CreateTaskRequest, CreateUploadRequest
 from taskcast.api.problems import ProblemError
@@ -102,12 +102,6 @@ def schedule_deadline(upload: Upload, task: Task, deps: ApiDeps, now: int) -> No
         deps.deadlines.send(deadline, delay_seconds(deadline.not_before, now))
     except Exception as error:
         logger.error("could not schedule the upload deadline of task %s: %s", task.id, type(error).__name__)
-        deps.store.update(task.id, dispatch_failed)
-        raise ProblemError(
-            503,
-            "upload-unavailable",
-            "Uploads unavailable",
-            f"The upload could not be prepared; task {task.id} was marked FAILED. Retry the request.",
-            headers={"Retry-After": str(deps.settings.retry_after_s)},
-            task_id=task.id,
+        raise abandon(
+            deps, task, "upload-unavailable", "Uploads unavailable", "The upload could not be prepared"
         ) from None
