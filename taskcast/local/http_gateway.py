@@ -297,9 +297,9 @@ class _GatewayHandler(QuietHandler):
         if local is not None:
             self.read_body(gateway.max_payload_bytes)
             status, headers, payload = local
-            self.send(status, payload, headers)
             if not path.startswith("/_local/"):
-                self._record(gateway, path, query, request_id, local[0], None, started, received_at)
+                self._record(gateway, path, query, request_id, status, None, started, received_at)
+            self.send(status, payload, headers)
             return
         body = self.read_body(gateway.max_payload_bytes)
         resource: str | None = None
@@ -315,8 +315,9 @@ class _GatewayHandler(QuietHandler):
                 answer = problem_answer(500, "internal", "Internal Server Error", detail)
         status, headers, payload = answer
         headers = [*headers, ("x-amzn-RequestId", request_id), ("x-amz-apigw-id", request_id[:16])]
-        self.send(status, payload, headers)
+        # Logged before the answer goes out, so a client holding its answer always finds it in the log.
         self._record(gateway, path, query, request_id, status, resource, started, received_at)
+        self.send(status, payload, headers)
 
     def _request(self, path: str, query: str, body: bytes, request_id: str, received_at: datetime) -> HttpRequest:
         return HttpRequest(
