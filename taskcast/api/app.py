@@ -4,17 +4,15 @@ request entry point that checks the body size before routing and runs long-poll 
 from __future__ import annotations
 
 import logging
-import threading
 from functools import cache
 from typing import Any
-
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from taskcast.api.deps import ApiDeps
 from taskcast.api.holds import RequestState, finish_hold
 from taskcast.api.openapi import register_openapi_route
 from taskcast.api.problems import error_response, problem_response, register_problem_handlers, unauthorized
 from taskcast.api.request_info import tenant_of
+from taskcast.api.resolver import ConcurrentRestResolver
 from taskcast.api.responses import to_proxy
 from taskcast.api.routes_tasks import register_task_routes
 from taskcast.api.routes_uploads import register_upload_routes
@@ -22,16 +20,12 @@ from taskcast.api.routing import RouteTable
 
 logger = logging.getLogger(__name__)
 
-# Powertools keeps the current event in class attributes shared by all resolvers, so a process that
-# serves requests from several threads (the local stack) must resolve one request at a time. Holds
-# run outside this lock.
-_resolver_lock = threading.Lock()
 # Served without an authenticated tenant (the template sets Auth: NONE on them).
 PUBLIC_PATHS = frozenset({"/openapi.json"})
 
 
-def create_app() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+def create_app() -> ConcurrentRestResolver:
+    app = ConcurrentRestResolver(enable_validation=True)
     routes = RouteTable(app)
     register_task_routes(app, routes)
     register_upload_routes(app, routes)
@@ -41,7 +35,7 @@ def create_app() -> APIGatewayRestResolver:
 
 
 @cache
-def shared_app() -> APIGatewayRestResolver:
+def shared_app() -> ConcurrentRestResolver:
     return create_app()
 
 
@@ -117,10 +111,7 @@ def handle(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]
         # A gateway route without the authorizer: refuse before anything else, whatever the route.
         return to_proxy(error_response(unauthorized()))
     state = RequestState()
-    with _resolver_lock:
-        app = shared_app()
-        app.append_context(deps=deps, state=state)
-        answer = app.resolve(event, context)
+    answer = shared_app().resolve_request(event, context, deps=deps, state=state)
     if state.hold is None:
         return answer
     try:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 # How long a key is remembered: a day, as common APIs do; tasks themselves live longer.
 KEY_LIFETIME_S = 24 * 3600
 MAX_KEY_LENGTH = 255
+KEY_PREFIX = "taskcast.create_task"
 
 
 def key_refusal(key: str) -> str | None:
@@ -34,12 +35,12 @@ class IdempotentCreation:
     def __init__(self, table_name: str, client: Any = None, lifetime_s: int = KEY_LIFETIME_S) -> None:
         self.persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
         self.lifetime_s = lifetime_s
+        # Configured once here: Powertools configures a layer on its first use, which is not safe for
+        # two first requests arriving together on the threads of one process (the local stack).
+        self.persistence.configure(self._config(None), key_prefix=KEY_PREFIX)
 
-    def run(
-        self, tenant: str, key: str, body: dict[str, Any], create: Callable[[], str], lambda_context: Any = None
-    ) -> str:
-        """The id of the task created for (tenant, key): ``create()`` runs only for the first request."""
-        config = IdempotencyConfig(
+    def _config(self, lambda_context: Any) -> IdempotencyConfig:
+        return IdempotencyConfig(
             event_key_jmespath="[tenant, key]",
             payload_validation_jmespath="body",
             raise_on_no_idempotency_key=True,
@@ -48,11 +49,15 @@ class IdempotentCreation:
             lambda_context=lambda_context if hasattr(lambda_context, "get_remaining_time_in_millis") else None,
         )
 
+    def run(
+        self, tenant: str, key: str, body: dict[str, Any], create: Callable[[], str], lambda_context: Any = None
+    ) -> str:
+        """The id of the task created for (tenant, key): ``create()`` runs only for the first request."""
         @idempotent_function(
             data_keyword_argument="request",
             persistence_store=self.persistence,
-            config=config,
-            key_prefix="taskcast.create_task",
+            config=self._config(lambda_context),
+            key_prefix=KEY_PREFIX,
         )
         def create_once(request: dict[str, Any]) -> dict[str, str]:
             return {"task_id": create()}
