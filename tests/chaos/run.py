@@ -17,6 +17,7 @@ Faults injected:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import tempfile
@@ -112,8 +113,9 @@ def _receive(connection: ClientConnection, log: ClientLog, deadline: float) -> d
             return None
 
 
-def _subscribe(stack: RunningStack, api_key: str, log: ClientLog, since_version: int) -> ClientConnection:
-    connection = connect(stack.websocket_url(api_key), open_timeout=30)
+def _subscribe(stack: RunningStack, api_key: str, log: ClientLog, since_version: int,
+               connections: contextlib.ExitStack) -> ClientConnection:
+    connection = connections.enter_context(connect(stack.websocket_url(api_key), open_timeout=30))
     log.connections += 1
     connection.send(json.dumps({"action": "subscribe", "task_id": log.task_id, "since_version": since_version}))
     return connection
@@ -133,8 +135,8 @@ def _follow(stack: RunningStack, api_key: str, callback_url: str, drop: bool, co
     deadline = time.monotonic() + config.task_timeout_s
     highest = 0
     try:
-        connection = _subscribe(stack, api_key, log, 0)
-        try:
+        with contextlib.ExitStack() as connections:
+            connection = _subscribe(stack, api_key, log, 0, connections)
             while True:
                 message = _receive(connection, log, deadline)
                 if message is None:
@@ -144,9 +146,7 @@ def _follow(stack: RunningStack, api_key: str, callback_url: str, drop: bool, co
                     return log
                 if drop and message["status"] == "RUNNING" and log.connections == 1:
                     connection.close()  # drop mid-task, then resume after the last version seen
-                    connection = _subscribe(stack, api_key, log, highest)
-        finally:
-            connection.close()
+                    connection = _subscribe(stack, api_key, log, highest, connections)
     except (TimeoutError, ConnectionClosed, OSError) as error:
         log.error = f"{type(error).__name__}: {error} (last version {highest})"
     return log
