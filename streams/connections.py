@@ -24,6 +24,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from taskcast.metrics import NO_METRICS, WEBSOCKET_POST_RETRIES, MetricsSink
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -112,8 +114,11 @@ class ConnectionPoster:
         self._rand = rand
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fanout")
 
-    def post(self, connection_id: str, data: bytes) -> PostOutcome:
-        """Post one frame, retrying transient failures; raises ``PostFailed`` when it gives up."""
+    def post(self, connection_id: str, data: bytes, metrics: MetricsSink = NO_METRICS) -> PostOutcome:
+        """Post one frame, retrying transient failures; raises ``PostFailed`` when it gives up.
+
+        ``metrics`` counts the retries; the caller's own, as the poster is shared by several functions.
+        """
         delays = backoff_delays(self.attempts, self.base_delay_s, self.max_delay_s, self._rand)
         last_reason = ""
         for attempt in range(self.attempts):
@@ -127,6 +132,7 @@ class ConnectionPoster:
                     raise PostFailed(connection_id, _describe(error)) from error
                 last_reason = _describe(error)
             if attempt < len(delays):
+                metrics.count(WEBSOCKET_POST_RETRIES)
                 self._sleep(delays[attempt])
         raise PostFailed(connection_id, f"still failing after {self.attempts} attempts ({last_reason})")
 

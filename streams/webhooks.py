@@ -22,6 +22,7 @@ from streams.retry_queue import RetryQueue, WebhookJob
 from streams.webhook_format import signed_headers, webhook_body
 from streams.webhook_policy import AttemptResult, Decision, decide, parse_retry_after
 from taskcast.deliveries import DeliveryAttempt, DeliveryLog
+from taskcast.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, MetricsSink, default_metrics
 from taskcast.models import Task, now_iso, status_message
 from taskcast.tenants import Tenant
 from taskcast.urlguard import CallbackRefused, Resolver, check_callback_url, system_resolver
@@ -118,6 +119,7 @@ class WebhookDelivery:
         queue: RetryQueue,
         schedule: Sequence[float],
         clock: Callable[[], float] = time.time,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.sender = sender
         self.tenants = tenants
@@ -126,6 +128,7 @@ class WebhookDelivery:
         self.queue = queue
         self.schedule = tuple(schedule)
         self._clock = clock
+        self.metrics = metrics or default_metrics()
 
     def first_attempt(self, task: Task) -> Decision | None:
         """The immediate attempt for a new version; None when there is nothing (more) to do.
@@ -170,6 +173,7 @@ class WebhookDelivery:
             self.queue.enqueue(job.next_attempt(decision.delay_s or 0.0, self._clock()), now=self._clock())
         elif decision.outcome == "failed":
             self.queue.dead_letter(job, result.error or f"HTTP {result.status_code}")
+            self.metrics.count(WEBHOOK_DEAD_LETTERED)
         elif decision.outcome == "disabled" and result.status_code == 410:
             self.markers.disable_callback(job.task_id, DISABLED_REASON, job.expires_at)
         self._record(job, result, decision)
@@ -195,4 +199,6 @@ class WebhookDelivery:
             error=result.error,
         )
         self.log.record(job.task_id, job.tenant, job.expires_at, entry)
+        # One per delivery-log entry, so the metric and GET /tasks/{id}/deliveries agree.
+        self.metrics.count(WEBHOOK_ATTEMPTS, Outcome=decision.outcome)
 

@@ -18,6 +18,13 @@ from enum import StrEnum
 from streams.connections import ConnectionPoster, PostOutcome
 from streams.fanout import StateChange, frame, message_for, needs_sending, plan_fanout
 from streams.markers import Markers
+from taskcast.metrics import (
+    GONE_CONNECTIONS,
+    WEBSOCKET_POST_FAILURES,
+    WEBSOCKET_POSTS,
+    MetricsSink,
+    default_metrics,
+)
 from taskcast.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -52,10 +59,12 @@ class WebSocketFanout:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.subscriptions = subscriptions
         self.poster = poster
         self.markers = markers
+        self.metrics = metrics or default_metrics()
         self._clock = clock
         self._sleep = sleep
 
@@ -80,6 +89,10 @@ class WebSocketFanout:
         )
         failures = [(sub, outcome) for sub, outcome in settled if isinstance(outcome, BaseException)]
         counts = {kind: sum(1 for _, outcome in settled if outcome == kind) for kind in Delivery}
+        # Counted before a failure is raised: the posts that did go out went out.
+        self.metrics.count(WEBSOCKET_POSTS, counts[Delivery.SENT])
+        self.metrics.count(GONE_CONNECTIONS, counts[Delivery.GONE])
+        self.metrics.count(WEBSOCKET_POST_FAILURES, len(failures))
         if failures:
             reasons = "; ".join(str(error) for _, error in failures[:3])
             raise FanoutFailed(f"{len(failures)} of {len(settled)} subscribers of {task.id} v{task.version}: {reasons}")
@@ -98,7 +111,7 @@ class WebSocketFanout:
             current = self._await_handshake(subscription)
             if current is None or current.after_version >= version:
                 return Delivery.SKIPPED
-        outcome = self.poster.post(subscription.connection_id, data)
+        outcome = self.poster.post(subscription.connection_id, data, self.metrics)
         if outcome is PostOutcome.GONE:
             self.forget_connection(subscription.connection_id, subscription.task_id)
             return Delivery.GONE

@@ -1,8 +1,7 @@
-"""Long-poll holds, run outside the resolver.
+"""Long-poll holds, run after the resolver.
 
-Powertools keeps the current event in class attributes shared by every resolver of the process, so
-resolving is serialized by a lock (see ``app.py``). A route that wants to hold the request only
-records a ``Hold``; the handler waits after the resolver is released, then answers from here.
+A route that wants to hold the request only records a ``Hold`` (a decision); the handler waits once
+the resolver has returned, then answers from here, so routing stays short and the wait is plain I/O.
 """
 
 from __future__ import annotations
