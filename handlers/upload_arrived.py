@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from taskcast import aws
 from taskcast.api.deps import LambdaWorkerInvoker, WorkerInvoker
+from taskcast.metrics import UPLOADS_ARRIVED, UPLOADS_EXPIRED, MetricsSink, default_metrics
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
 from taskcast.upload_events import (
@@ -46,6 +47,7 @@ class UploadEventDeps:
     invoke_worker: WorkerInvoker
     deadlines: DeadlineQueue
     clock: Callable[[], float] = field(default=time.time)
+    metrics: MetricsSink = field(default_factory=default_metrics)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UploadEventDeps:
@@ -74,6 +76,7 @@ def start_if_waiting(upload: Upload, deps: UploadEventDeps) -> bool:
     if not waits_for(task, upload):
         return False
     deps.invoke_worker(upload.task_id)  # a failure is raised: the message comes back and is retried
+    deps.metrics.count(UPLOADS_ARRIVED)
     logger.info("upload %s landed; task %s started", upload.id, upload.task_id)
     return True
 
@@ -105,6 +108,7 @@ def on_deadline(deadline: UploadDeadline, deps: UploadEventDeps) -> None:
         start_if_waiting(upload, deps)  # the object came but its event did not (yet)
         return
     if deps.store.update(deadline.task_id, expire_if_waiting(upload)) is not None:
+        deps.metrics.count(UPLOADS_EXPIRED)
         logger.info("task %s failed: upload %s never arrived", deadline.task_id, upload.id)
 
 
@@ -125,9 +129,12 @@ def handle_record(record: SQSRecord, deps: UploadEventDeps) -> None:
 def lambda_handler(event: dict[str, Any], context: Any, deps: UploadEventDeps | None = None) -> dict[str, Any]:
     target = deps or default_deps()
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: handle_record(record, target),
-        processor=processor,
-        context=context,
-    )
+    try:
+        return process_partial_response(
+            event=event,
+            record_handler=lambda record: handle_record(record, target),
+            processor=processor,
+            context=context,
+        )
+    finally:
+        target.metrics.flush()

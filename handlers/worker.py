@@ -35,5 +35,9 @@ def lambda_handler(event: dict[str, Any], context: Any, deps: WorkerDeps | None 
         # Nothing to retry or to mark: an event without a task id is a caller's bug.
         logger.error("worker event without a task_id; ignored")
         return {"task_id": None, "status": None}
-    task = run_task(task_id, deps or default_deps(), context)
+    target = deps or default_deps()
+    try:
+        task = run_task(task_id, target, context)
+    finally:
+        target.metrics.flush()
     return {"task_id": task_id, "status": None if task is None else str(task.status)}

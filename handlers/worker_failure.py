@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from taskcast.metrics import WORKER_FAILURES_HANDLED, MetricsSink, default_metrics
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
 from taskcast.worker_failures import NotAnInvocationRecord, fail_unfinished, parse_invocation_record
@@ -26,7 +27,7 @@ def default_store() -> TaskStore:
     return TaskStore(settings.tasks_table, retention_s=settings.retention_s)
 
 
-def handle_record(record: SQSRecord, store: TaskStore) -> None:
+def handle_record(record: SQSRecord, store: TaskStore, metrics: MetricsSink | None = None) -> None:
     try:
         failure = parse_invocation_record(record.body)
     except NotAnInvocationRecord as error:
@@ -38,14 +39,22 @@ def handle_record(record: SQSRecord, store: TaskStore) -> None:
         logger.info("task %s was already finished or is gone; failure record ignored", failure.task_id)
     else:
         logger.info("task %s marked FAILED: %s", failure.task_id, written.error and written.error["type"])
+        sink = metrics if metrics is not None else default_metrics()
+        sink.count(WORKER_FAILURES_HANDLED, Cause="timeout" if failure.timed_out else "crash")
 
 
-def lambda_handler(event: dict[str, Any], context: Any, store: TaskStore | None = None) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any], context: Any, store: TaskStore | None = None, metrics: MetricsSink | None = None
+) -> dict[str, Any]:
     target = store or default_store()
+    sink = metrics if metrics is not None else default_metrics()
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: handle_record(record, target),
-        processor=processor,
-        context=context,
-    )
+    try:
+        return process_partial_response(
+            event=event,
+            record_handler=lambda record: handle_record(record, target, sink),
+            processor=processor,
+            context=context,
+        )
+    finally:
+        sink.flush()

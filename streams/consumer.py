@@ -25,6 +25,7 @@ from streams.fanout import PoisonRecord, StateChange, parse_stream_record
 from streams.faults import raise_if_poisoned
 from streams.websocket_fanout import FanoutReport
 from streams.wiring import PushPath, push_path
+from taskcast.metrics import STATUS_CHANGES, STREAM_RECORDS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Batch:
             raise_if_poisoned(change.task.id, change.task.version)  # a no-op unless the fault suite turns it on
             self._start_webhook(change)
             report = self.push.fanout.fan_out(change, self.fanned_out)
+            # Counted once handled: a record that fails is counted when it comes back and succeeds.
+            self.push.metrics.count(STATUS_CHANGES, Status=str(change.task.status))
         except Exception as error:
             self.failed_tasks.add(task_id)
             level = logging.ERROR if isinstance(error, PoisonRecord) else logging.WARNING
@@ -104,6 +107,14 @@ def _webhook_deadline(context: Any, push: PushPath) -> float | None:
 
 
 def handle_batch(event: dict[str, Any], context: Any, push: PushPath) -> dict[str, Any]:
+    try:
+        return _handle_batch(event, context, push)
+    finally:
+        push.metrics.flush()  # after batch.finish(): the webhook attempts have been counted
+
+
+def _handle_batch(event: dict[str, Any], context: Any, push: PushPath) -> dict[str, Any]:
+    push.metrics.count(STREAM_RECORDS, len(event.get("Records") or []))
     batch = Batch(push, _webhook_deadline(context, push))
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
     try:

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from streams.retry_queue import BadJob, WebhookJob
 from streams.webhook_policy import early_by, hop_needed
 from streams.wiring import PushPath, push_path
+from taskcast.metrics import WEBHOOK_DEAD_LETTERED
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class RetryHandler:
             job = WebhookJob.from_json(record.body)
         except BadJob as error:
             self.push.webhooks.queue.dead_letter(None, str(error), raw=record.body)
+            self.push.metrics.count(WEBHOOK_DEAD_LETTERED)
             logger.error("retry message is not a webhook job", extra={"message_id": record.message_id})
             return "dead-lettered"
         now = self.clock()
@@ -53,7 +55,10 @@ class RetryHandler:
 def handle_batch(event: dict[str, Any], context: Any, push: PushPath) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
     handler = RetryHandler(push)
-    return dict(process_partial_response(event, handler.handle, processor, context))
+    try:
+        return dict(process_partial_response(event, handler.handle, processor, context))
+    finally:
+        push.metrics.flush()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

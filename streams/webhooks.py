@@ -128,7 +128,7 @@ class WebhookDelivery:
         self.queue = queue
         self.schedule = tuple(schedule)
         self._clock = clock
-        self.metrics = metrics or default_metrics()
+        self.metrics = metrics if metrics is not None else default_metrics()
 
     def first_attempt(self, task: Task) -> Decision | None:
         """The immediate attempt for a new version; None when there is nothing (more) to do.

@@ -64,7 +64,7 @@ class WebSocketFanout:
         self.subscriptions = subscriptions
         self.poster = poster
         self.markers = markers
-        self.metrics = metrics or default_metrics()
+        self.metrics = metrics if metrics is not None else default_metrics()
         self._clock = clock
         self._sleep = sleep
 

@@ -14,6 +14,7 @@ from streams.webhooks import WebhookDelivery, WebhookSender
 from streams.websocket_fanout import WebSocketFanout
 from taskcast import aws
 from taskcast.deliveries import DeliveryLog
+from taskcast.metrics import MetricsSink, default_metrics
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
 from taskcast.subscriptions import SubscriptionStore
@@ -46,9 +47,11 @@ class PushPath:
     webhooks: WebhookDelivery
     # Webhook attempts run in their own pool so a slow receiver never holds WebSocket posts back.
     webhook_pool: ThreadPoolExecutor
+    metrics: MetricsSink  # flushed by the consumer and the retry handler at the end of each invocation
 
 
-def build_push_path(settings: Settings) -> PushPath:
+def build_push_path(settings: Settings, metrics: MetricsSink | None = None) -> PushPath:
+    metrics = metrics if metrics is not None else default_metrics()
     dynamodb = aws.client("dynamodb")
     workers = max(1, settings.fanout_workers)
     tasks = TaskStore(settings.tasks_table, client=dynamodb, retention_s=settings.retention_s)
@@ -64,15 +67,17 @@ def build_push_path(settings: Settings) -> PushPath:
         log=DeliveryLog(settings.tasks_table, client=dynamodb),
         queue=RetryQueue(settings.webhook_retry_queue_url, settings.webhook_dlq_url, client=aws.client("sqs")),
         schedule=settings.webhook_retry_schedule,
+        metrics=metrics,
     )
     return PushPath(
         settings=settings,
         tasks=tasks,
         subscriptions=subscriptions,
         poster=poster,
-        fanout=WebSocketFanout(subscriptions, poster, markers),
+        fanout=WebSocketFanout(subscriptions, poster, markers, metrics=metrics),
         webhooks=webhooks,
         webhook_pool=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks"),
+        metrics=metrics,
     )
 
 

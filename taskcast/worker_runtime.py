@@ -22,6 +22,7 @@ from taskcast.jobs import Cancelled, InvalidJobInput, JobContext, JobFailed, Job
 from taskcast.jobs import default_registry as _default_registry
 from taskcast.jobs.clients import job_client
 from taskcast.jobs.uploaded import UploadReader
+from taskcast.metrics import TASKS_FINISHED, MetricsSink, default_metrics
 from taskcast.models import Status, Task, problem, transition
 from taskcast.results import ResultStore, encode_result, goes_to_s3
 from taskcast.store import TaskStore
@@ -38,6 +39,7 @@ class WorkerDeps:
     sleep: Callable[[float], None] = time.sleep
     uploads: UploadReader | None = None  # None: jobs cannot read uploads
     results: ResultStore | None = None  # None: results over the inline limit fail the task
+    metrics: MetricsSink = field(default_factory=default_metrics)
 
 
 def job_error(kind: str, title: str, detail: str, status: int = 500, **extra: Any) -> dict[str, Any]:
@@ -87,12 +89,22 @@ def finish(status: Status, **changes: Any) -> Callable[[Task], Task | None]:
 
 
 def run_task(task_id: str, deps: WorkerDeps, lambda_context: Any = None) -> Task | None:
-    """Run the task to its end. Returns the final task written by this worker, or None if it wrote none."""
+    """Run the task to its end. Returns the final task written by this worker, or None if it wrote none.
+
+    Counts ``TasksFinished`` by how the run ended: the status this worker wrote, or CANCELLED when the
+    task ended elsewhere while the job ran (a cancel: a timed-out worker is marked only once it is gone).
+    """
     task = deps.store.update(task_id, claim)
     if task is None:
         logger.info("task %s is missing, already running or finished; nothing to do", task_id)
         return None
+    written = _run_claimed(task, deps, lambda_context)
+    deps.metrics.count(TASKS_FINISHED, Status=str(written.status if written is not None else Status.CANCELLED))
+    return written
 
+
+def _run_claimed(task: Task, deps: WorkerDeps, lambda_context: Any) -> Task | None:
+    task_id = task.id
     try:
         spec = deps.registry.get(task.type)
         job_input = spec.parse(task.input)

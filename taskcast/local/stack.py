@@ -299,6 +299,8 @@ class LocalStack:
             "TASKCAST_TENANTS": json.dumps(self.tenants),
             "TASKCAST_TENANTS_SECRET_ARN": "",
             "TASKCAST_ALLOW_LOOPBACK_CALLBACKS": "1" if self.config.allow_loopback_callbacks else "0",
+            # EMF lines would be console noise; POWERTOOLS_METRICS_DISABLED=false in the shell brings them back.
+            "POWERTOOLS_METRICS_DISABLED": "true",
         }
         outer = {key: value for key, value in os.environ.items() if key != "TASKCAST_TENANTS"}
         self.environment = function_environment(template_environment, local, outer, self.config.environment)

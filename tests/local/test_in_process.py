@@ -31,11 +31,14 @@ TEMPLATE = {
 def test_an_in_process_stack_serves_its_template_and_restores_the_environment(tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text(yaml.safe_dump(TEMPLATE))
-    before = {key: os.environ.get(key) for key in ("AWS_ENDPOINT_URL", "PROBE_TABLE", "TASKCAST_TENANTS")}
+    names = ("AWS_ENDPOINT_URL", "PROBE_TABLE", "TASKCAST_TENANTS", "POWERTOOLS_METRICS_DISABLED")
+    before = {key: os.environ.get(key) for key in names}
     config = LocalConfig(template_path=template, http_port=0, ws_port=0, mgmt_port=0, s3_port=0, stack_name="probe")
 
     with LocalStack(config) as stack:
         assert os.environ["PROBE_TABLE"] == "probe-probe"
+        # No EMF lines on the console unless the shell asked for them.
+        assert os.environ["POWERTOOLS_METRICS_DISABLED"] == (before["POWERTOOLS_METRICS_DISABLED"] or "true")
         answer = requests.get(f"{stack.http_url}/echo/hello", timeout=15)
         assert answer.status_code == 200
         assert answer.json()["event"]["pathParameters"] == {"proxy": "hello"}
