@@ -37,6 +37,7 @@ class WorkerDeps:
     inline_limit_bytes: int = 256 * 1024
     client_factory: Callable[[str], Any] = job_client
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     uploads: UploadReader | None = None  # None: jobs cannot read uploads
     results: ResultStore | None = None  # None: results over the inline limit fail the task
     metrics: MetricsSink = field(default_factory=default_metrics)
@@ -114,7 +115,8 @@ def _run_claimed(task: Task, deps: WorkerDeps, lambda_context: Any) -> Task | No
         )
 
     ctx = JobContext(
-        task, deps.store, lambda_context, client_factory=deps.client_factory, sleep=deps.sleep, uploads=deps.uploads
+        task, deps.store, lambda_context, client_factory=deps.client_factory, sleep=deps.sleep, clock=deps.clock,
+        uploads=deps.uploads,
     )
     try:
         result = spec.function(job_input, ctx)

@@ -50,8 +50,12 @@ def register_builtins(registry: JobRegistry) -> None:
     @registry.job("sleep", input_model=SleepInput)
     def sleep(job_input: SleepInput, ctx: JobContext) -> dict[str, Any]:
         plan = sleep_plan(job_input.seconds, job_input.steps)
+        # Each step ends on a fixed schedule from the start, so the progress writes between the pauses
+        # are not added to the job's length: a 40 s sleep takes 40 s, not 40 s plus ten writes.
+        started, due = ctx.clock(), 0.0
         for index, (pause, percent) in enumerate(plan, start=1):
-            ctx.sleep(pause)
+            due += pause
+            ctx.sleep(max(0.0, started + due - ctx.clock()))
             if index < len(plan):
                 ctx.progress(percent, message=f"step {index} of {len(plan)}")
         return {"slept_s": job_input.seconds, "steps": len(plan)}

@@ -1,5 +1,5 @@
 """What a running job sees: progress reports (which double as cooperative cancellation points),
-a cancellation check, the time left in the Lambda invocation, AWS clients and its uploaded input."""
+a cancellation check, the time left in the Lambda invocation, a clock, AWS clients and its uploaded input."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class JobContext:
         client_factory: Callable[[str], Any] = aws.client,
         sleep: Callable[[float], None] = time.sleep,
         uploads: UploadReader | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.task = task
         self.store = store
@@ -35,6 +36,7 @@ class JobContext:
         self.client = client_factory
         self.sleep = sleep
         self.uploads = uploads
+        self.clock = clock
 
     @property
     def task_id(self) -> str:

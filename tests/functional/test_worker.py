@@ -40,8 +40,14 @@ def history(store: TaskStore, task_id: str) -> list[tuple[str, int]]:
 
 def test_sleep_reports_k_minus_one_steps_then_succeeds(store: TaskStore) -> None:
     pauses: list[float] = []
+    now = [0.0]
+
+    def simulated_sleep(seconds: float) -> None:  # time passes only while the job sleeps
+        pauses.append(seconds)
+        now[0] += seconds
+
     task = put(store, "sleep", {"seconds": 2, "steps": 4})
-    answer = run(task.id, make_deps(store, sleep=pauses.append))
+    answer = run(task.id, make_deps(store, sleep=simulated_sleep, clock=lambda: now[0]))
     assert answer == {"task_id": task.id, "status": "SUCCEEDED"}
     assert pauses == [0.5, 0.5, 0.5, 0.5]
     assert history(store, task.id) == [

@@ -161,3 +161,44 @@ def test_fail_unfinished_leaves_finished_tasks_alone() -> None:
     failed = fail_unfinished(failure)(running)
     assert failed.status is Status.FAILED and failed.error["type"].endswith("/timeout")
     assert fail_unfinished(failure)(failed) is None
+
+
+class SimulatedJobContext:
+    """Just what the ``sleep`` job uses, on a simulated clock: sleeping and each progress write advance it."""
+
+    def __init__(self, write_s: float) -> None:
+        self.now = 100.0
+        self.write_s = write_s
+        self.reports: list[tuple[float, int]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        self.now += self.write_s
+        self.reports.append((self.now, int(percent)))
+
+
+def test_the_sleep_job_lasts_its_seconds_whatever_its_progress_writes_cost() -> None:
+    ctx = SimulatedJobContext(write_s=0.3)
+    sleep_job = default_registry.get("sleep")
+
+    sleep_job.function(sleep_job.parse({"seconds": 40, "steps": 10}), ctx)
+
+    assert ctx.now == pytest.approx(140.0)  # 40 s from the start, not 40 + 9 × 0.3
+    assert [percent for _, percent in ctx.reports] == list(range(10, 100, 10))
+    assert [round(at - 100, 6) for at, _ in ctx.reports] == [4.3 + 4 * i for i in range(9)]
+
+
+def test_a_sleep_whose_writes_outlast_a_step_never_sleeps_a_negative_time() -> None:
+    ctx = SimulatedJobContext(write_s=2.0)
+    sleep_job = default_registry.get("sleep")
+
+    sleep_job.function(sleep_job.parse({"seconds": 4, "steps": 4}), ctx)
+
+    assert len(ctx.reports) == 3
+    assert ctx.now == pytest.approx(107.0)  # steps at 1, 3 (=1+2), 5 and 7 s: never waits, never sleeps < 0
