@@ -96,86 +96,86 @@ def _x(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f}x"
 
 
+_ALIGN = {"l": "---", "r": "---:", "c": ":-:"}
+
+
+def markdown_table(header: Sequence[str], align: str, rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table; ``align`` has one letter per column: ``l``eft, ``r``ight or ``c``entre."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(_ALIGN[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def lag_table(rows: Iterable[Mapping[str, Any]]) -> str:
-    lines = [
-        "| transport | tasks | samples | p50 | p95 | p99 | p99 vs push | client requests / task | vs push "
-        "| server messages / task | DynamoDB reads / task | vs push |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["transport", "tasks", "samples", "p50", "p95", "p99", "p99 vs push", "client requests / task",
+              "vs push", "server messages / task", "DynamoDB reads / task", "vs push"]
+    cells = []
     for row in rows:
         vs = row.get("vs_push", {})
-        lines.append(
-            f"| {row['transport']} | {row['tasks']} | {row.get('samples', row['tasks'])} | {_ms(row['p50_s'])} "
-            f"| {_ms(row['p95_s'])} | {_ms(row['p99_s'])} | {_x(vs.get('p99_s_vs_push'))} "
-            f"| {_num(row['client_requests_per_task'])} | {_x(vs.get('client_requests_per_task_vs_push'))} "
-            f"| {_num(row['server_messages_per_task'])} | {_num(row['db_reads_per_task'])} "
-            f"| {_x(vs.get('db_reads_per_task_vs_push'))} |"
-        )
-    return "\n".join(lines)
+        cells.append([
+            row["transport"], row["tasks"], row.get("samples", row["tasks"]),
+            _ms(row["p50_s"]), _ms(row["p95_s"]), _ms(row["p99_s"]), _x(vs.get("p99_s_vs_push")),
+            _num(row["client_requests_per_task"]), _x(vs.get("client_requests_per_task_vs_push")),
+            _num(row["server_messages_per_task"]), _num(row["db_reads_per_task"]),
+            _x(vs.get("db_reads_per_task_vs_push")),
+        ])
+    return markdown_table(header, "l" + "r" * 11, cells)
 
 
 def breakdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
     """Where the time of the traced changes went (p50 / p99), for rows that carry a ``breakdown``."""
-    lines = [
-        "| measurement | changes traced | write → subscriber Query (stream poll) | Query "
-        "| Query → last post / arrival |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    header = ["measurement", "changes traced", "write → subscriber Query (stream poll)", "Query",
+              "Query → last post / arrival"]
+    cells = []
     for row in rows:
         split = row.get("breakdown")
         if not split:
             continue
         name = row["transport"] + (f" / {row['shape']} N = {row['n']:,}" if "shape" in row else " (lag)")
-        lines.append(
-            f"| {name} | {split['changes_traced']} "
-            f"| {_ms(split['stream_poll_p50_s'])} / {_ms(split['stream_poll_p99_s'])} "
-            f"| {_ms(split['subscriber_query_p50_s'])} / {_ms(split['subscriber_query_p99_s'])} "
-            f"| {_ms(split['posts_p50_s'])} / {_ms(split['posts_p99_s'])} |"
-        )
-    return "\n".join(lines)
+        cells.append([
+            name, split["changes_traced"],
+            f"{_ms(split['stream_poll_p50_s'])} / {_ms(split['stream_poll_p99_s'])}",
+            f"{_ms(split['subscriber_query_p50_s'])} / {_ms(split['subscriber_query_p99_s'])}",
+            f"{_ms(split['posts_p50_s'])} / {_ms(split['posts_p99_s'])}",
+        ])
+    return markdown_table(header, "lrrrr", cells)
 
 
 def fanout_table(rows: Iterable[Mapping[str, Any]]) -> str:
-    lines = [
-        "| transport | shape | N | delivered | deliveries/s | last delivery | p50 delivery | "
-        "stream poll (p50) | subscriber query (p50) | posts (p50 span) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["transport", "shape", "N", "delivered", "deliveries/s", "last delivery", "p50 delivery",
+              "stream poll (p50)", "subscriber query (p50)", "posts (p50 span)"]
+    cells = []
     for row in rows:
         split = row.get("breakdown") or {}
-        lines.append(
-            f"| {row['transport']} | {row['shape']} | {row['n']:,} | {row.get('delivered', row['n']):,} "
-            f"| {_num(row['deliveries_per_s'])} | {_ms(row['last_delivery_s'])} | {_ms(row.get('p50_delivery_s'))} "
-            f"| {_ms(split.get('stream_poll_p50_s'))} | {_ms(split.get('subscriber_query_p50_s'))} "
-            f"| {_ms(split.get('posts_p50_s'))} |"
-        )
-    return "\n".join(lines)
+        cells.append([
+            row["transport"], row["shape"], f"{row['n']:,}", f"{row.get('delivered', row['n']):,}",
+            _num(row["deliveries_per_s"]), _ms(row["last_delivery_s"]), _ms(row.get("p50_delivery_s")),
+            _ms(split.get("stream_poll_p50_s")), _ms(split.get("subscriber_query_p50_s")),
+            _ms(split.get("posts_p50_s")),
+        ])
+    return markdown_table(header, "ll" + "r" * 8, cells)
 
 
 def job40_table(rows: Iterable[Mapping[str, Any]], job_s: float) -> str:
-    lines = [
-        f"| transport | seen (mean) | overhead over {job_s:g} s | worst | POST → end written "
-        "| end written → client knows | runs |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["transport", "seen (mean)", f"overhead over {job_s:g} s", "worst", "POST → end written",
+              "end written → client knows", "runs"]
+    cells = []
     for row in rows:
         if row.get("seen_s") is None:
-            lines.append(f"| {row['transport']} | – | – | – | – | – | 0 ({row.get('failed', 0)} failed) |")
+            cells.append([row["transport"], *["–"] * 5, f"0 ({row.get('failed', 0)} failed)"])
             continue
-        lines.append(
-            f"| {row['transport']} | {row['seen_s']:.3f} s | {row['seen_s'] - job_s:+.3f} s "
-            f"| {row.get('worst_s', row['seen_s']):.3f} s | {_num(row.get('ran_s'))} s | {_ms(row.get('notified_s'))} "
-            f"| {row.get('runs', 1)} |"
-        )
-    return "\n".join(lines)
+        cells.append([
+            row["transport"], f"{row['seen_s']:.3f} s", f"{row['seen_s'] - job_s:+.3f} s",
+            f"{row.get('worst_s', row['seen_s']):.3f} s", f"{_num(row.get('ran_s'))} s", _ms(row.get("notified_s")),
+            row.get("runs", 1),
+        ])
+    return markdown_table(header, "l" + "r" * 6, cells)
 
 
 def targets_table(checks: Iterable[Mapping[str, Any]]) -> str:
-    lines = ["| target | measured | met |", "|---|---|:-:|"]
-    for check in checks:
-        met = {True: "yes", False: "**no**", None: "n/a"}[check["met"]]
-        lines.append(f"| {check['target']} | {check['measured']} | {met} |")
-    return "\n".join(lines)
+    met = {True: "yes", False: "**no**", None: "n/a"}
+    return markdown_table(["target", "measured", "met"], "llc",
+                          ([check["target"], check["measured"], met[check["met"]]] for check in checks))
 
 
 # ---------------------------------------------------------------- plots
