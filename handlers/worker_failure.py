@@ -27,7 +27,7 @@ def default_store() -> TaskStore:
     return TaskStore(settings.tasks_table, retention_s=settings.retention_s)
 
 
-def handle_record(record: SQSRecord, store: TaskStore, metrics: MetricsSink | None = None) -> None:
+def handle_record(record: SQSRecord, store: TaskStore, metrics: MetricsSink) -> None:
     try:
         failure = parse_invocation_record(record.body)
     except NotAnInvocationRecord as error:
@@ -39,8 +39,7 @@ def handle_record(record: SQSRecord, store: TaskStore, metrics: MetricsSink | No
         logger.info("task %s was already finished or is gone; failure record ignored", failure.task_id)
     else:
         logger.info("task %s marked FAILED: %s", failure.task_id, written.error and written.error["type"])
-        sink = metrics if metrics is not None else default_metrics()
-        sink.count(WORKER_FAILURES_HANDLED, Cause="timeout" if failure.timed_out else "crash")
+        metrics.count(WORKER_FAILURES_HANDLED, Cause="timeout" if failure.timed_out else "crash")
 
 
 def lambda_handler(
