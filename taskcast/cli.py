@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="template parameter values, as sam deploy takes them")
     local.add_argument("--log-level", default=os.environ.get("TASKCAST_LOCAL_LOG_LEVEL", "INFO"),
                        help="log level of the stack's own messages (default INFO)")
+    local.add_argument("--from-source", action="store_true",
+                       help="import the handlers from the source tree into this process instead of running the "
+                            "built artifacts in environments of their own (TASKCAST_LOCAL_FROM_SOURCE=1)")
     local.add_argument("--ready-json", action="store_true",
                        help=f"also print one '{READY_PREFIX.strip()} {{...}}' line for programs that start the stack")
     local.add_argument("--exit-with-stdin", action="store_true",
@@ -86,7 +89,9 @@ def run_local(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from taskcast.local.stack import LocalConfig, LocalStack
     from taskcast.tenants import TenantConfigError
 
-    overrides = {"parameters": _parameters(args.parameter_overrides)}
+    overrides: dict[str, object] = {"parameters": _parameters(args.parameter_overrides)}
+    if args.from_source:
+        overrides["from_source"] = True
     for name, value in (("http_port", args.port), ("ws_port", args.ws_port), ("mgmt_port", args.mgmt_port),
                         ("s3_port", args.s3_port), ("template_path", args.template)):
         if value is not None:
@@ -149,6 +154,8 @@ def banner(stack) -> str:  # noqa: ANN001 - a LocalStack
         f"  S3 front      {urls['s3_url']}   (presigned URLs, checked as S3 does)",
         f"  AWS (moto)    {urls['moto_url']}",
         "",
+        f"  Functions     {functions_line(stack)}",
+        "",
     ]
     if stack.tenants_generated:
         (name, tenant), = stack.tenants.items()
@@ -171,6 +178,15 @@ def banner(stack) -> str:  # noqa: ANN001 - a LocalStack
         ]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines) + "\n"
+
+
+def functions_line(stack) -> str:  # noqa: ANN001 - a LocalStack
+    if stack.config.from_source:
+        return f"{len(stack.functions)} imported from the source tree into this process (--from-source)"
+    built = stack.artifacts
+    how = "reused" if built.reused else f"built in {built.seconds:.1f} s"
+    return (f"{len(stack.functions)} run from sam build artifacts ({built.runtime}, {built.architecture}; {how}: "
+            f"{built.build_dir}), each in processes of its own through the Lambda Runtime API")
 
 
 def ready_record(stack) -> dict[str, object]:  # noqa: ANN001 - a LocalStack

@@ -1,18 +1,16 @@
-"""The template's functions, run in-process with Lambda's contract.
+"""The template's functions, with Lambda's contract.
 
 Each ``AWS::Serverless::Function`` (or ``AWS::Lambda::Function`` with a ``Handler``) becomes a
-``LocalFunction``: its ``Handler`` string is imported on first use (``handlers.rest.lambda_handler``
-→ module ``handlers.rest``, attribute ``lambda_handler``), its environment is ``Globals`` + its own
-``Environment`` resolved, and every invocation gets a Lambda-like context and the function's timeout.
+``LocalFunction``: its ``Handler`` string, its environment (``Globals`` + its own ``Environment``,
+resolved), timeout, memory and reserved concurrency. How it runs is its ``runner``:
 
-Differences from Lambda, deliberately:
-- all functions share one process, so their environments are merged into ``os.environ`` (the stack
-  does it before the first import; a variable two functions set differently is reported);
-- a thread cannot be killed: an invocation that overruns its timeout is reported as timed out and its
-  thread is abandoned. Whatever it writes later loses against the task's terminal status, because
-  every task write is conditional on the version it read;
-- the event and the answer go through JSON, as on Lambda, so a handler that returns something JSON
-  cannot carry fails here as it would there.
+- ``EnvironmentPool`` (``environments.py``, the default of ``taskcast local``): execution environments
+  as processes started from the function's built artifact by AWS's runtime interface client, driven
+  through the Runtime API, each with only its own function's environment;
+- ``InProcessRunner`` (``taskcast local --from-source``): the handler imported from the source tree into
+  the stack's own process and run on a thread. Quicker to start, but every function shares one process
+  (their environments are merged into ``os.environ``) and a timed-out thread cannot be killed, only
+  abandoned. Either way the event and the answer go through JSON, as on Lambda.
 """
 
 from __future__ import annotations
@@ -26,10 +24,13 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from taskcast.local.invocations import Invocation, exception_error, throttled_error, timeout_error
 from taskcast.local.resolve import Resolver
+
+__all__ = ["FunctionRegistry", "InProcessRunner", "Invocation", "LocalFunction", "exception_error",
+           "function_specs", "merged_environment", "throttled_error", "timeout_error"]
 
 log = logging.getLogger("taskcast.local")
 
@@ -39,7 +40,7 @@ DEFAULT_MEMORY_MB = 128
 
 
 class LambdaContext:
-    """What Lambda passes as ``context``: the attributes Powertools and handlers read."""
+    """What Lambda passes as ``context`` (in-process runs): the attributes Powertools and handlers read."""
 
     def __init__(self, function: LocalFunction, request_id: str, deadline: float) -> None:
         self.aws_request_id = request_id
@@ -58,32 +59,12 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """The outcome of one invocation: ``payload`` when it returned, ``error`` (Lambda's error object) when not."""
+class FunctionRunner(Protocol):
+    def invoke(self, event: Any, *, request_id: str | None = None, wait_s: float | None = None) -> Invocation: ...
 
-    request_id: str
-    payload: Any = None
-    error: dict[str, Any] | None = None
-    timed_out: bool = False
+    def close(self) -> None: ...
 
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
-
-
-def timeout_error(request_id: str, timeout_s: float) -> dict[str, Any]:
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {"errorMessage": f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds"}
-
-
-def exception_error(request_id: str, error: BaseException) -> dict[str, Any]:
-    return {
-        "errorMessage": str(error),
-        "errorType": type(error).__name__,
-        "requestId": request_id,
-        "stackTrace": traceback.format_exception(error)[1:],
-    }
+    def describe(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -97,11 +78,13 @@ class LocalFunction:
     environment: dict[str, str] = field(default_factory=dict)
     event_invoke_config: dict[str, Any] = field(default_factory=dict)
     events: dict[str, Any] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+    runner: FunctionRunner | None = field(default=None, repr=False)
     _handler: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def handler(self) -> Callable[[Any, Any], Any]:
-        """The handler callable, imported on first use."""
+        """The handler callable imported from the Python path (in-process runs), on first use."""
         with self._lock:
             if self._handler is None:
                 module_name, _, attribute = self.handler_path.rpartition(".")
@@ -111,30 +94,56 @@ class LocalFunction:
                 self._handler = getattr(module, attribute)
             return self._handler
 
-    def invoke(self, event: Any, *, request_id: str | None = None, timeout_s: float | None = None) -> Invocation:
-        """Run the handler on ``event`` in a thread of its own, waiting at most the function's timeout."""
+    def invoke(self, event: Any, *, request_id: str | None = None, wait_s: float | None = None) -> Invocation:
+        """Run the function on ``event``; the caller waits at most ``wait_s`` (default: the function's timeout)."""
+        if self.reserved_concurrency == 0:
+            return Invocation(request_id or str(uuid.uuid4()), error=throttled_error(request_id or ""))
+        if self.runner is None:
+            self.runner = InProcessRunner(self)
+        return self.runner.invoke(event, request_id=request_id, wait_s=wait_s)
+
+
+class InProcessRunner:
+    """Runs a function's handler on a thread of the stack's own process (``--from-source``)."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function = function
+
+    def close(self) -> None:
+        """Threads cannot be stopped; a running one ends on its own."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"runner": "in-process"}
+
+    def invoke(self, event: Any, *, request_id: str | None = None, wait_s: float | None = None) -> Invocation:
+        function = self.function
         request_id = request_id or str(uuid.uuid4())
-        limit = self.timeout_s if timeout_s is None else timeout_s
-        context = LambdaContext(self, request_id, time.monotonic() + limit)
+        limit = function.timeout_s if wait_s is None else min(wait_s, function.timeout_s)
+        context = LambdaContext(function, request_id, time.monotonic() + function.timeout_s)
         event_copy = json.loads(json.dumps(event))
         outcome: dict[str, Any] = {}
         finished = threading.Event()
 
         def run() -> None:
             try:
-                payload = self.handler()(event_copy, context)
+                payload = function.handler()(event_copy, context)
                 outcome["payload"] = json.loads(json.dumps(payload))
             except BaseException as error:  # noqa: BLE001 - every failure becomes Lambda's error object
                 outcome["error"] = exception_error(request_id, error)
                 log.error(
-                    "%s request %s failed: %s", self.name, request_id, "".join(traceback.format_exception(error))
+                    "%s request %s failed: %s", function.name, request_id, "".join(traceback.format_exception(error))
                 )
             finally:
                 finished.set()
 
-        threading.Thread(target=run, name=f"{self.name}:{request_id[:8]}", daemon=True).start()
+        threading.Thread(target=run, name=f"{function.name}:{request_id[:8]}", daemon=True).start()
         if not finished.wait(limit):
-            log.error("%s request %s timed out after %.2f s (its thread is abandoned)", self.name, request_id, limit)
+            if limit < function.timeout_s:
+                return Invocation(request_id, error={"errorType": "Gateway.Timeout",
+                                                     "errorMessage": f"stopped waiting after {limit:.2f} s"},
+                                  cut=True)
+            log.error("%s request %s timed out after %.2f s (its thread is abandoned)", function.name, request_id,
+                      limit)
             return Invocation(request_id, error=timeout_error(request_id, limit), timed_out=True)
         if "error" in outcome:
             return Invocation(request_id, error=outcome["error"])
@@ -167,9 +176,14 @@ def function_specs(resolver: Resolver) -> list[LocalFunction]:
                 environment={key: _env_value(value) for key, value in environment.items()},
                 event_invoke_config=properties.get("EventInvokeConfig") or {},
                 events=properties.get("Events") or {},
+                reserved_concurrency=_optional_int(properties.get("ReservedConcurrentExecutions")),
             )
         )
     return functions
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
 
 
 def _env_value(value: Any) -> str:

@@ -244,9 +244,8 @@ class HttpGateway(HTTPService):
 
     def _integrate(self, api: RestApi, route: Route, event: dict[str, Any], request_id: str) -> Answer:
         function = route.function
-        gateway_cut = self.integration_timeout_s < function.timeout_s
-        invocation = function.invoke(event, timeout_s=min(self.integration_timeout_s, function.timeout_s))
-        if invocation.timed_out and gateway_cut:
+        invocation = function.invoke(event, wait_s=self.integration_timeout_s)
+        if invocation.cut:
             return gateway_response(api, "INTEGRATION_TIMEOUT")
         if invocation.failed:
             return gateway_response(api, "INTEGRATION_FAILURE")

@@ -20,6 +20,9 @@ class QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "taskcast-local"
     sys_version = ""
+    # An answer leaves as two writes (headers, body); with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms) on a keep-alive connection.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return self.server_version

@@ -4,8 +4,12 @@ functions, the Lambda API, the HTTP and WebSocket gateways, ``@connections`` and
     with LocalStack(LocalConfig(http_port=0, ws_port=0, mgmt_port=0)) as stack:
         print(stack.http_url, stack.ws_url, stack.management_url)
 
-Functions run in this process: the stack sets their (merged) environment and the AWS endpoint
-variables in ``os.environ`` when it starts and puts the previous values back when it stops.
+Functions run as Lambda runs them (``environments.py``): the stack builds the template's artifacts with
+``sam build`` (``artifacts.py``, reused while nothing that goes into them changed) and starts each
+function's execution environments as processes of their own, from its artifact, with only its own
+environment. With ``from_source=True`` (``taskcast local --from-source``) the handlers are imported from
+the source tree into this process instead: the stack then sets their merged environment in
+``os.environ`` and puts the previous values back when it stops.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from taskcast import aws
 from taskcast.local.async_invoke import AsyncInvoker, destination_sender
 from taskcast.local.checkpoints import CheckpointStore
 from taskcast.local.connections_api import ConnectionsApi
+from taskcast.local.environments import DEFAULT_MAX_ENVIRONMENTS, EnvironmentPool, Launch, max_environments
 from taskcast.local.event_sources import QueuePoller, StreamPoller, event_source_mappings
 from taskcast.local.functions import FunctionRegistry, function_specs, merged_environment
 from taskcast.local.http_gateway import INTEGRATION_TIMEOUT_S, MAX_PAYLOAD_BYTES, HttpGateway
@@ -85,6 +90,9 @@ class LocalConfig:
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     async_retry_delays_s: tuple[float, ...] = (1.0, 2.0)
     state_dir: Path | None = None  # where stream positions are kept; None: a temporary directory
+    from_source: bool = False  # import handlers into this process instead of running built artifacts
+    max_environments: int = DEFAULT_MAX_ENVIRONMENTS  # per function, unless it reserves concurrency
+    function_python_path: tuple[str, ...] = ()  # extra folders on every function's path, after its layers
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LocalConfig:
@@ -115,6 +123,10 @@ class LocalConfig:
             max_payload_bytes=_int(env, "TASKCAST_LOCAL_MAX_PAYLOAD", defaults.max_payload_bytes),
             async_retry_delays_s=delays,
             state_dir=Path(env["TASKCAST_LOCAL_STATE_DIR"]) if env.get("TASKCAST_LOCAL_STATE_DIR") else None,
+            from_source=env.get("TASKCAST_LOCAL_FROM_SOURCE", "").strip().lower() in {"1", "true", "yes", "on"},
+            max_environments=_int(env, "TASKCAST_LOCAL_MAX_ENVIRONMENTS", defaults.max_environments),
+            function_python_path=tuple(part for part in env.get("TASKCAST_LOCAL_FUNCTION_PYTHONPATH", "").split(
+                os.pathsep) if part),
         )
         return replace(config, **overrides)
 
@@ -166,6 +178,8 @@ class LocalStack:
         self._stream_pollers: Callable[[], list[StreamPoller]] | None = None
         self._env = EnvironmentPatch()
         self._state_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.artifacts: Any = None  # BuiltArtifacts once built
+        self.runtime_python: Path | None = None
         self._started = False
 
     # ------------------------------------------------------------------ URLs
@@ -232,6 +246,8 @@ class LocalStack:
         self.resolver = resolver
         self.resources = create_resources(resolver, self.client("dynamodb"), self.client("sqs"), self.client("s3"))
         self.functions = FunctionRegistry(function_specs(resolver))
+        if not config.from_source:
+            self._prepare_artifacts()
 
         sqs = self.client("sqs")
         self.async_invoker = AsyncInvoker(
@@ -250,8 +266,11 @@ class LocalStack:
         self.connections_api = ConnectionsApi(self.websocket_gateway, config.host, config.mgmt_port)
         self.connections_api.start()
 
-        self._set_function_environment()
-        self._import_handlers()
+        if config.from_source:
+            self._set_function_environment()
+            self._import_handlers()
+        else:
+            self._start_environment_pools()
 
         self.http_gateway = HttpGateway(
             rest_apis(resolver, self.functions),
@@ -265,6 +284,7 @@ class LocalStack:
             dashboard_api_key=self.tenants[DEV_TENANT]["api_key"] if self.tenants_generated else None,
             debug_routes={
                 ("GET", "/_local/stack"): self.describe,
+                ("GET", "/_local/functions"): self.describe_functions,
                 ("POST", "/_local/websocket/stop"): self._pause_websocket,
                 ("POST", "/_local/websocket/start"): self._resume_websocket,
                 ("POST", "/_local/streams/stop"): self.stop_stream_pollers,
@@ -289,11 +309,35 @@ class LocalStack:
             log.warning("the template declares %d WebSocket APIs; only %s is served", len(apis), apis[0].logical_id)
         return apis[0] if apis else WebSocketApi("none", "none", "$default")
 
-    def _set_function_environment(self) -> None:
-        template_environment, conflicts = merged_environment(list(self.functions))
-        for key in conflicts:
-            log.warning("functions set %s to different values; in one process the first one is used", key)
-        local = {
+    def _prepare_artifacts(self) -> None:
+        """Build (or reuse) the artifacts ``sam build`` makes of the template, and the interpreter that holds
+        only what Lambda's Python runtime provides."""
+        from taskcast.local.artifacts import build_artifacts
+        from taskcast.local.runtime_env import lambda_runtime_python
+
+        self.artifacts = build_artifacts(self.config.template_path, dict(self.config.parameters), log=log.info)
+        self.runtime_python = lambda_runtime_python()
+        missing = [function.logical_id for function in self.functions
+                   if function.logical_id not in self.artifacts.functions]
+        if missing:
+            raise RuntimeError(f"sam build made no artifact for {', '.join(missing)}")
+
+    def _start_environment_pools(self) -> None:
+        """Each function runs in execution environments of its own, started from its artifact."""
+        extra = (*self.config.function_python_path,)
+        for function in self.functions:
+            artifact = self.artifacts.functions[function.logical_id]
+            launch = Launch(python=self.runtime_python, code_dir=artifact.code_dir, layer_dirs=artifact.layer_dirs,
+                            runtime=self.artifacts.runtime, extra_python_path=extra)
+            variables = {**self._function_variables(function.environment),
+                         **aws_environment(self.moto.url, s3_url=self.s3_url, lambda_url=self.lambda_url,
+                                           management_url=self.management_url, region=self.config.region)}
+            cap = max_environments(function.reserved_concurrency, self.config.max_environments)
+            function.runner = EnvironmentPool(function, launch, variables, self.config.region, cap)
+
+    def _local_variables(self) -> dict[str, str]:
+        """What the local stack puts in place of the template's values in every function's environment."""
+        return {
             "TASKCAST_WEBSOCKET_URL": self.ws_url,
             "TASKCAST_MANAGEMENT_URL": self.management_url,
             "TASKCAST_TENANTS": json.dumps(self.tenants),
@@ -302,8 +346,16 @@ class LocalStack:
             # EMF lines would be console noise; POWERTOOLS_METRICS_DISABLED=false in the shell brings them back.
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
+
+    def _function_variables(self, template_environment: Mapping[str, str]) -> dict[str, str]:
         outer = {key: value for key, value in os.environ.items() if key != "TASKCAST_TENANTS"}
-        self.environment = function_environment(template_environment, local, outer, self.config.environment)
+        return function_environment(template_environment, self._local_variables(), outer, self.config.environment)
+
+    def _set_function_environment(self) -> None:
+        template_environment, conflicts = merged_environment(list(self.functions))
+        for key in conflicts:
+            log.warning("functions set %s to different values; in one process the first one is used", key)
+        self.environment = self._function_variables(template_environment)
         self._env.set(self.environment)
         self._env.set(aws_environment(self.moto.url, s3_url=self.s3_url, lambda_url=self.lambda_url,
                                       management_url=self.management_url, region=self.config.region))
@@ -359,6 +411,9 @@ class LocalStack:
                     component.stop()
                 except Exception:  # noqa: BLE001 - keep stopping the rest
                     log.exception("error while stopping %s", type(component).__name__)
+        for function in self.functions:
+            if function.runner is not None:
+                function.runner.close()
         self.http_gateway = self.connections_api = self.websocket_gateway = self.lambda_api = None
         self.async_invoker = None
         self.s3_front = None
@@ -421,6 +476,11 @@ class LocalStack:
             "moto_url": self.moto_url,
             "s3_url": self.s3_url,
         }
+
+    def describe_functions(self) -> dict[str, Any]:
+        """Each function's execution environments: how many, cold starts and their init durations."""
+        return {function.logical_id: function.runner.describe() if function.runner else {"runner": "not started"}
+                for function in self.functions}
 
     def describe(self) -> dict[str, Any]:
         """URLs, resources and functions of the running stack (no keys or secrets)."""

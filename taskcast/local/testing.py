@@ -8,9 +8,10 @@
         stack.request_log                                          # [{"method", "path", "status", "resource", ...}]
 
 By default the stack runs as a child process (``taskcast local --ready-json``) on random free ports,
-so its functions, environment and threads never mix with the caller's (moto decorators, cached boto3
-clients, module state of handlers already imported by unit tests). ``in_process=True`` runs it in
-the calling process instead (handy under a debugger).
+so its environment and threads never mix with the caller's (moto decorators, cached boto3 clients),
+and it runs every function from its ``sam build`` artifact in processes of its own, as Lambda does.
+``in_process=True`` runs the stack in the calling process with the handlers imported from the source
+tree (``--from-source``; handy under a debugger).
 
 Keyword arguments (all optional):
 
@@ -19,8 +20,9 @@ Keyword arguments (all optional):
   lets the stack generate its dev tenant (then ``/dashboard/config.js`` carries its key);
 - ``environment``: extra variables for the stack and its functions (``TASKCAST_*`` ones override the
   template's values, e.g. ``{"TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5"}``);
-- ``parameters``: template parameter overrides; ``python_path``: folders to import extra handler
-  modules from (a test template's dummy handlers);
+- ``parameters``: template parameter overrides; ``python_path``: folders put on the stack process's
+  path (with ``in_process=True``, where handlers are imported from: a test template's dummy handlers;
+  otherwise a function's code is its ``CodeUri``);
 - ``http_port``, ``ws_port``, ``mgmt_port``, ``s3_port``: 0 (default) picks free ports;
 - ``ws_idle_timeout_s``, ``ws_max_duration_s``, ``ws_max_message_bytes``, ``ws_max_frame_bytes``,
   ``integration_timeout_s``, ``max_payload_bytes``, ``stream_poll_ms``, ``async_retry_delays_s``:
@@ -280,7 +282,7 @@ def _in_process(template: str | Path | None, tenants: Mapping[str, Any] | None, 
     overrides: dict[str, Any] = {
         "http_port": ports[0], "ws_port": ports[1], "mgmt_port": ports[2], "s3_port": ports[3],
         "tenants_json": json.dumps(tenants) if tenants is not None else None,
-        "parameters": dict(parameters), "environment": dict(environment),
+        "parameters": dict(parameters), "environment": dict(environment), "from_source": True,
     }
     if template is not None:
         overrides["template_path"] = Path(template).resolve()

@@ -1,8 +1,10 @@
 """Small handlers that a test template adds beside the real ones, to exercise the local stack's
 machinery (routes, limits, event source mappings, asynchronous invocation) from the outside.
 
-They run inside the stack's process; what they see is written to the ``ProbeTable`` (moto), which
-the tests read with boto3: ``pk`` = what was delivered, ``sk`` = one item per delivery.
+They run as the real functions do, from their own artifact (this folder, the test template's
+``CodeUri``) with only what the Lambda runtime provides (boto3), so they import nothing of taskcast.
+What they see is written to the ``ProbeTable`` (moto), which the tests read with boto3: ``pk`` = what
+was delivered, ``sk`` = one item per delivery.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 import uuid
 from typing import Any
 
-from taskcast import aws
+import boto3
+
+_dynamodb = boto3.client("dynamodb")  # created once per environment, as a handler should
 
 
 def _table() -> str:
@@ -23,11 +27,11 @@ def _table() -> str:
 def _note(pk: str, **attributes: str) -> None:
     item = {"pk": {"S": pk}, "sk": {"S": f"{time.time():.6f}-{uuid.uuid4()}"}}
     item.update({key: {"S": value} for key, value in attributes.items()})
-    aws.client("dynamodb").put_item(TableName=_table(), Item=item)
+    _dynamodb.put_item(TableName=_table(), Item=item)
 
 
 def _deliveries(pk: str) -> int:
-    answer = aws.client("dynamodb").query(
+    answer = _dynamodb.query(
         TableName=_table(), KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
     )
     return answer["Count"]

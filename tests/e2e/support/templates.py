@@ -10,16 +10,30 @@ from typing import Any
 
 import yaml
 
-from taskcast.local.template import load_template
+from taskcast.local.template import TEMPLATE_PATH, load_template
 
 SUPPORT_DIR = Path(__file__).resolve().parent
+_CODE_PROPERTIES = ("CodeUri", "ContentUri")
 
 
 def write_template(path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """The project's template, changed, written to ``path``; its code folders stay the project's own
+    (``sam build`` reads a relative ``CodeUri`` from the template's folder, so they are made absolute)."""
     template = copy.deepcopy(load_template())
     change(template)
+    _anchor_code_paths(template, TEMPLATE_PATH.parent)
     path.write_text(yaml.safe_dump(template, sort_keys=False))
     return path
+
+
+def _anchor_code_paths(template: dict[str, Any], root: Path) -> None:
+    holders = [(template.get("Globals") or {}).get("Function") or {}]
+    holders += [resource.get("Properties") or {} for resource in (template.get("Resources") or {}).values()]
+    for properties in holders:
+        for name in _CODE_PROPERTIES:
+            value = properties.get(name)
+            if isinstance(value, str) and not Path(value).is_absolute():
+                properties[name] = str((root / value).resolve())
 
 
 def _function(handler: str, **properties: Any) -> dict[str, Any]:
@@ -27,6 +41,7 @@ def _function(handler: str, **properties: Any) -> dict[str, Any]:
         "Type": "AWS::Serverless::Function",
         "Properties": {
             "Handler": handler,
+            "CodeUri": str(SUPPORT_DIR),
             "Environment": {"Variables": {"PROBE_TABLE": {"Ref": "ProbeTable"},
                                           "PROBE_QUEUE_URL": {"Ref": "ProbeQueue"}}},
             **properties,
