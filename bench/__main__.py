@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -215,9 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder = str(args.calls_dir or scratch)
             probes = Probes(local_probe, Path(folder))
             log(f"starting the local stack ({mode.name} mode: {', '.join(sorted(parts))})")
+            # The probe goes on the stack's path and, after their artifacts and layers, on every function's.
+            probe_path = os.pathsep.join([str(PROBE_SITE), str(PROJECT_ROOT)])
             with running_stack(
                 python_path=[PROBE_SITE, PROJECT_ROOT],
-                environment={"TASKCAST_BENCH_PROBE_DIR": folder},
+                environment={"TASKCAST_BENCH_PROBE_DIR": folder, "TASKCAST_LOCAL_FUNCTION_PYTHONPATH": probe_path},
                 log_level="WARNING",
             ) as stack:
                 log(f"stack up: {stack.http_url} {stack.ws_url}")
