@@ -212,8 +212,14 @@ def build_artifacts(
         started = time.monotonic()
         (root / "tmp").mkdir(exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / "tmp"))
+        # sam keeps its build graph (which dependencies it installed, from which manifest) beside the build
+        # folder; carried from build to build, it lets --cached skip pip when requirements are unchanged.
+        graph = root / "build.toml"
         try:
+            if graph.exists():
+                shutil.copy2(graph, scratch / "build.toml")
             _run_sam(command, template_path, scratch / "build", overrides, root)
+            shutil.copy2(scratch / "build.toml", graph)
             (scratch / "build" / _COMPLETE).write_text(key)
             final.parent.mkdir(exist_ok=True)
             if final.exists():  # an incomplete leftover of a crashed build
