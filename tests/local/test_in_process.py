@@ -1,5 +1,6 @@
-"""``LocalStack`` in the calling process, on a minimal template of its own: it serves the template's
-route through its implicit API, and puts the process environment back when it stops."""
+"""``LocalStack`` in the calling process with the handlers imported from the source tree
+(``--from-source``), on a minimal template of its own: it serves the template's route through its
+implicit API, and puts the process environment back when it stops."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_an_in_process_stack_serves_its_template_and_restores_the_environment(tm
     template.write_text(yaml.safe_dump(TEMPLATE))
     names = ("AWS_ENDPOINT_URL", "PROBE_TABLE", "TASKCAST_TENANTS", "POWERTOOLS_METRICS_DISABLED")
     before = {key: os.environ.get(key) for key in names}
-    config = LocalConfig(template_path=template, http_port=0, ws_port=0, mgmt_port=0, s3_port=0, stack_name="probe")
+    config = LocalConfig(template_path=template, http_port=0, ws_port=0, mgmt_port=0, s3_port=0, stack_name="probe",
+                         from_source=True)
 
     with LocalStack(config) as stack:
         assert os.environ["PROBE_TABLE"] == "probe-probe"
