@@ -26,6 +26,7 @@ from bench.fanout import FanoutPlan, run_fanout
 from bench.job40 import Job40Plan, run_job40
 from bench.lag import LagPlan, run_lag
 from bench.probe import CallProbe, Probes, wait_until_quiet
+from bench.startup import StartupPlan, run_startup
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Mode:
     lag: LagPlan
     fanout: FanoutPlan
     job40: Job40Plan
+    startup: StartupPlan
 
 
 QUICK = Mode(
@@ -42,6 +44,7 @@ QUICK = Mode(
             deadline_s=45),
     FanoutPlan(one_task_sizes=(100, 1000), many_task_sizes=(100,), wait_s=45, budget_s=75),
     Job40Plan(job_s=10, runs=2, slack_s=30),
+    StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
 )
 FULL = Mode(
     "full",
@@ -49,8 +52,10 @@ FULL = Mode(
             long_poll_tasks=15, deadline_s=300),
     FanoutPlan(one_task_sizes=(100, 1000, 5000), many_task_sizes=(100, 1000), wait_s=180, budget_s=420),
     Job40Plan(job_s=40, runs=3, slack_s=60),
+    StartupPlan(idle_s=20, rest_requests=50, import_runs=3),
 )
-PARTS = ("lag", "fanout", "job40")
+PARTS = ("startup", "lag", "fanout", "job40")
+STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
 
@@ -175,6 +180,9 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
         f"Machine: {machine['cores']} cores, Python {machine['python']}, {machine['platform']}; "
         f"load average {machine['load_average_1m']} at the end; run took {elapsed_s:.0f} s.",
     ]
+    if result.get("startup"):
+        parts += ["## Startup and idle: --from-source (the old in-process stack) against artifacts in processes",
+                  report.startup_tables(result["startup"])]
     if result["lag"]:
         plan = mode.lag
         parts += [
@@ -200,20 +208,15 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
     return "\n\n".join(parts) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    mode = QUICK if args.quick else FULL
-    parts = set(args.only or PARTS)
-    raise_file_limit()
-    quiet_stack_logs()
+def run_probed_stack(mode: Mode, parts: set[str], calls_dir: Path | None) -> dict[str, Any]:
+    """The lag, fan-out and job parts, on one stack with the call probe on every process's path."""
     from taskcast.local.testing import running_stack  # the stack pulls in moto: import only when running
 
-    started = time.time()
     local_probe = CallProbe()
     local_probe.install()
     try:
         with tempfile.TemporaryDirectory(prefix="taskcast-bench-") as scratch:
-            folder = str(args.calls_dir or scratch)
+            folder = str(calls_dir or scratch)
             probes = Probes(local_probe, Path(folder))
             log(f"starting the local stack ({mode.name} mode: {', '.join(sorted(parts))})")
             # The probe goes on the stack's path and, after their artifacts and layers, on every function's.
@@ -224,19 +227,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_level="WARNING",
             ) as stack:
                 log(f"stack up: {stack.http_url} {stack.ws_url}")
-                measured = asyncio.run(measure(stack, mode, parts, probes))
+                return asyncio.run(measure(stack, mode, parts, probes))
     finally:
         local_probe.uninstall()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    parts = set(args.only or PARTS)
+    raise_file_limit()
+    quiet_stack_logs()
+
+    started = time.time()
+    startup: dict[str, Any] | None = None
+    notes: list[str] = []
+    if "startup" in parts:
+        # First, before the probed stack exists: its two stacks (one per mode) have the machine to themselves.
+        try:
+            startup = run_startup(mode.startup, log)
+            log(f"startup: done in {time.time() - started:.0f} s")
+        except Exception as error:  # noqa: BLE001 - one broken part must not lose the others' results
+            log(f"startup: failed: {type(error).__name__}: {error}")
+            notes.append(f"startup failed: {type(error).__name__}: {error}")
+    measured: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "notes": [], "samples": {}}
+    if parts & STACK_PARTS:
+        measured = run_probed_stack(mode, parts & STACK_PARTS, args.calls_dir)
+    measured["notes"] = notes + measured["notes"]
     elapsed = time.time() - started
     samples = measured.pop("samples")
     result = {
         "machine": report.machine(),
         "mode": mode.name,
         **measured,
-        "plan": {"lag": asdict(mode.lag), "fanout": asdict(mode.fanout), "job40": asdict(mode.job40)},
+        "plan": {"lag": asdict(mode.lag), "fanout": asdict(mode.fanout), "job40": asdict(mode.job40),
+                 "startup": asdict(mode.startup)},
         "elapsed_s": elapsed,
         "lag_samples_s": samples,
     }
+    if startup is not None:
+        result["startup"] = startup
     checks = targets(result, mode)
     result["targets"] = checks
     stamp = report.timestamp()

@@ -178,6 +178,47 @@ def targets_table(checks: Iterable[Mapping[str, Any]]) -> str:
                           ([check["target"], check["measured"], met[check["met"]]] for check in checks))
 
 
+def startup_tables(startup: Mapping[str, Any]) -> str:
+    """The startup part: the two modes side by side, then cold starts per function."""
+    summary = startup["summary"]
+    source, built = summary.get("from-source", {}), summary.get("artifacts", {})
+
+    def idle(mode: str) -> str:
+        roles = startup["modes"][mode]["idle"]["by_role"]
+        split = ", ".join(f"{name} {roles[name]['cpu_percent']:.1f}" for name in sorted(roles))
+        return f"{summary[mode]['idle_cpu_percent']:.1f} % ({split})"
+
+    def round_trip(entry: Mapping[str, Any]) -> str:
+        return f"{entry['rest_median_s'] * 1000:.1f} ms (p90 {entry['rest_p90_s'] * 1000:.1f} ms)"
+
+    rows = [
+        ["ready (build cached)", f"{source['ready_s']:.2f} s", f"{built['ready_s']:.2f} s"],
+        [f"idle CPU, % of one core over {built['idle_window_s']:.0f} s (by process)", idle("from-source"),
+         idle("artifacts")],
+        ["processes in the stack's tree", source["processes"], built["processes"]],
+        ["resident memory of the tree", f"{source['rss_mb']:,.0f} MB", f"{built['rss_mb']:,.0f} MB"],
+        ["warm REST round trip, GET /openapi.json, median", round_trip(source), round_trip(built)],
+    ]
+    modes = markdown_table(["", "--from-source (in the stack's process)", "artifacts (processes of their own)"],
+                           "lrr", rows)
+    cold = markdown_table(
+        ["function", "artifacts: init duration", "artifacts: first invoke", "from-source: handler import "
+         "(fresh interpreter)", "from-source: interpreter + import", "from-source: first invoke"],
+        "lrrrrr",
+        ([row["function"], _ms(None if row["artifacts_init_duration_ms"] is None
+                               else row["artifacts_init_duration_ms"] / 1000),
+          _ms(row["artifacts_first_invoke_s"]) + (" (already warm)" if row.get("artifacts_invoked_before") else ""),
+          _ms(row["from_source_import_s"]),
+          _ms(row["from_source_import_process_s"]), _ms(row["from_source_first_invoke_s"])]
+         for row in startup["cold_starts"]),
+    )
+    note = ("“already warm”: an event source invoked the function before this call (the init duration is "
+            "that first invocation's).")
+    return (f"{modes}\n\nCold start per function (one invocation each through the Lambda Invoke API, event "
+            f"`{{}}`; from-source imports every handler before it is ready, so its column is the handler "
+            f"module's import in a fresh interpreter):\n\n{cold}\n\n{note}")
+
+
 # ---------------------------------------------------------------- plots
 
 
