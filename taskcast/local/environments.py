@@ -132,6 +132,27 @@ class _Spawner:
 _spawner = _Spawner()
 
 
+_LEVEL_PREFIXES = {f"[{name}]": getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
+
+
+def output_level(line: str) -> int:
+    """The log level of a line a function printed: awslambdaric's ``[WARNING]\t...`` text lines and
+    Powertools' JSON lines carry theirs; anything else (print) is INFO. So ``--log-level`` filters a
+    function's output as it filters the stack's own."""
+    head = line[:12]
+    for prefix, level in _LEVEL_PREFIXES.items():
+        if head.startswith(prefix):
+            return level
+    if line.startswith("{") and '"level"' in line:
+        try:
+            named = json.loads(line).get("level")
+        except (ValueError, AttributeError):
+            return logging.INFO
+        if isinstance(named, str) and named.upper() in logging.getLevelNamesMapping():
+            return logging.getLevelNamesMapping()[named.upper()]
+    return logging.INFO
+
+
 def exit_error(request_id: str, status: int | None) -> dict[str, Any]:
     return {"errorType": "Runtime.ExitError", "requestId": request_id,
             "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {status}"}
@@ -219,7 +240,8 @@ class ExecutionEnvironment:
             for raw in stream:
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line:
-                    function_log.info("[%s %s] %s", self.function.name, self.current_request[:8], line)
+                    function_log.log(output_level(line), "[%s %s] %s", self.function.name,
+                                     self.current_request[:8], line)
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
@@ -232,6 +254,23 @@ class ExecutionEnvironment:
         self.api.hand_over(handover)
         if self.exited.is_set():  # died before it could take it: the reader may have drained already
             self.api.fail_all(lambda request_id: exit_error(request_id, self.returncode()))
+
+
+class InitSlots:
+    """How many environments of the whole stack may be in their init phase at once. On Lambda every
+    environment initialises on CPU of its own; here they share this machine's cores, so a burst of
+    cold starts (24 WebSocket clients connecting at once) would starve each other. An invocation that
+    finds every environment busy and no free slot waits for whichever comes first: a warm environment
+    released, or a slot. One condition serves every pool, so a slot freed by one wakes the others."""
+
+    def __init__(self, slots: int | None = None) -> None:
+        self.slots = slots or max(2, os.cpu_count() or 2)
+        self.in_use = 0
+        self.peak = 0  # most inits seen at once
+        self.condition = threading.Condition()
+
+
+DEFAULT_INIT_SLOTS = InitSlots()
 
 
 @dataclass
@@ -247,8 +286,9 @@ class EnvironmentPool:
     """The execution environments of one function: reused while warm, created up to ``max_environments``."""
 
     def __init__(self, function: LocalFunction, launch: Launch, variables: Mapping[str, str], region: str,
-                 max_environments: int = DEFAULT_MAX_ENVIRONMENTS) -> None:
+                 max_environments: int = DEFAULT_MAX_ENVIRONMENTS, init_slots: InitSlots = DEFAULT_INIT_SLOTS) -> None:
         self.function = function
+        self.init_slots = init_slots
         self.launch = launch
         self.variables = dict(variables)
         self.region = region
@@ -258,7 +298,7 @@ class EnvironmentPool:
         self._all: set[ExecutionEnvironment] = set()
         self._created = 0
         self._closed = False
-        self._condition = threading.Condition()
+        self._condition = init_slots.condition
 
     # -- environments
     def _acquire(self) -> tuple[ExecutionEnvironment | None, bool]:
@@ -272,7 +312,9 @@ class EnvironmentPool:
                     if environment.alive:
                         return environment, False
                     self._discard_locked(environment)
-                if len(self._all) < self.max_environments:
+                if len(self._all) < self.max_environments and self.init_slots.in_use < self.init_slots.slots:
+                    self.init_slots.in_use += 1  # given back when its init phase ends (_initialise)
+                    self.init_slots.peak = max(self.init_slots.peak, self.init_slots.in_use)
                     self._created += 1
                     environment = ExecutionEnvironment(self.function, self.launch, self.variables, self.region,
                                                        self._created)
@@ -286,13 +328,13 @@ class EnvironmentPool:
                 self._idle.append(environment)
             else:
                 self._discard_locked(environment)
-            self._condition.notify()
+            self._condition.notify_all()
 
     def _discard(self, environment: ExecutionEnvironment) -> None:
         environment.kill()
         with self._condition:
             self._discard_locked(environment)
-            self._condition.notify()
+            self._condition.notify_all()
 
     def _discard_locked(self, environment: ExecutionEnvironment) -> None:
         self._all.discard(environment)
@@ -354,6 +396,15 @@ class EnvironmentPool:
         return self._timed_out(environment, handover, started)
 
     def _initialise(self, environment: ExecutionEnvironment) -> dict[str, Any] | None:
+        """Start the environment and wait out its init phase; gives its init slot back either way."""
+        try:
+            return self._start_and_init(environment)
+        finally:
+            with self._condition:
+                self.init_slots.in_use -= 1
+                self._condition.notify_all()
+
+    def _start_and_init(self, environment: ExecutionEnvironment) -> dict[str, Any] | None:
         with self._condition:
             self.stats.cold_starts += 1
         try:

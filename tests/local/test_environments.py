@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from taskcast.local.async_invoke import AsyncInvoker
-from taskcast.local.environments import EnvironmentPool, Launch, process_environment
+from taskcast.local.environments import EnvironmentPool, InitSlots, Launch, output_level, process_environment
 from taskcast.local.functions import FunctionRegistry, LocalFunction
 from taskcast.local.lambda_api import LambdaApi
 from taskcast.local.runtime_api import Handover, RuntimeApi
@@ -161,6 +161,26 @@ def test_the_reserved_concurrency_caps_environments_and_the_excess_waits(run) ->
     assert function.runner.describe()["environments"] == 1
 
 
+def test_cold_starts_of_the_whole_stack_take_turns_for_the_machines_cores(runtime_python: Path, artifact: Path,
+                                                                          pools: list[EnvironmentPool]) -> None:
+    slots = InitSlots(1)
+    functions = []
+    for name in ("first", "second"):
+        function = _function("app.sleepy", name=name)
+        function.runner = EnvironmentPool(function, Launch(runtime_python, artifact), {}, "us-east-1", 4, slots)
+        pools.append(function.runner)
+        functions.append(function)
+    outcomes: list[object] = []
+    threads = [threading.Thread(target=lambda f=function: outcomes.append(f.invoke({"seconds": 0.2}).payload))
+               for function in functions for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 6 and all(outcomes)
+    assert slots.peak == 1 and slots.in_use == 0
+
+
 def test_a_reserved_concurrency_of_zero_throttles_every_invocation() -> None:
     function = _function("app.describe")
     function.reserved_concurrency = 0
@@ -242,3 +262,16 @@ def test_the_process_environment_keeps_lambdas_reserved_names(runtime_python: Pa
     assert environment["PYTHONPATH"].split(os.pathsep) == [
         str(artifact), str(artifact / "layer/python/lib/python3.11/site-packages"), str(artifact / "layer/python"),
         "/extra"]
+
+
+@pytest.mark.parametrize(("line", "level"), [
+    ("[WARNING]\t2026-12-02T00:00:00.000Z\treq\tinjected poison record", logging.WARNING),
+    ("[ERROR] Runtime.ImportModuleError: Unable to import module", logging.ERROR),
+    ('{"level":"DEBUG","location":"x","message":"hello"}', logging.DEBUG),
+    ('{"level": "error", "message": "boom"}', logging.ERROR),
+    ('{"not": "a log"}', logging.INFO),
+    ("plain print output", logging.INFO),
+    ("{broken json with \"level\"", logging.INFO),
+])
+def test_function_output_keeps_its_own_log_level(line: str, level: int) -> None:
+    assert output_level(line) == level
