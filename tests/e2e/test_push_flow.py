@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import requests
+
 from tests.conftest import TENANTS
 from tests.e2e.conftest import Api, receive_json, statuses_until_terminal
 from tests.e2e.support.receiver import VerifyingReceiver
@@ -73,3 +75,6 @@ def test_a_worker_that_overruns_its_timeout_leaves_the_task_failed_with_timeout(
     assert pushed[-1]["error"]["type"].endswith("/timeout")
     monitor = api.get(f"/tasks/{task['id']}").json()
     assert monitor["status"] == "FAILED" and monitor["error"]["type"].endswith("/timeout")
+    # Lambda ended the environment: its process was killed, nothing of the worker runs on.
+    worker = requests.get(f"{short_worker_stack.http_url}/_local/functions", timeout=10).json()["WorkerFunction"]
+    assert worker["timeouts"] == 1 and worker["environments"] == 0, worker
