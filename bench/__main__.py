@@ -112,6 +112,9 @@ async def measure(stack: Any, mode: Mode, parts: set[str], probe: Probes) -> dic
         pinger.cancel()
         await close_all(idle)
         http.close()
+    if http.in_progress_retries:
+        result["notes"].append(f"{http.in_progress_retries} POST /tasks retries met 409 idempotency-key-in-progress "
+                               "(the first attempt, cut by the client's 30 s timeout, was still running)")
     return result
 
 

@@ -26,6 +26,7 @@ from websockets.exceptions import InvalidHandshake, InvalidMessage
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 HTTP_TIMEOUT_S = 30.0  # longer than a 25 s long-poll hold
+IN_PROGRESS_RETRY_S = 90.0  # how long a create keeps retrying a 409 "in progress" (the first attempt runs on)
 T = TypeVar("T")
 
 
@@ -56,6 +57,7 @@ class Http:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-http")
+        self.in_progress_retries = 0  # creates retried after a 409 "in progress"; reported in the notes
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -77,20 +79,28 @@ class Http:
         if callback_url:
             body["callback_url"] = callback_url
         headers = {"Idempotency-Key": str(uuid.uuid4())}
-        for attempt in range(attempts):
+        attempt, in_progress_until = 0, time.monotonic() + IN_PROGRESS_RETRY_S
+        while True:
             try:
                 answer = session.post(f"{self.base_url}/tasks", json=body, headers=headers, timeout=HTTP_TIMEOUT_S)
             except requests.RequestException:
-                if attempt == attempts - 1:
+                attempt += 1
+                if attempt == attempts:
                     raise
                 time.sleep(0.5 * 2**attempt)
                 continue
             if answer.status_code == 202:
                 return answer.json()
-            if answer.status_code < 500 or attempt == attempts - 1:
+            # A retry that finds the first attempt still running gets 409 "retry shortly": a client does.
+            if (answer.status_code == 409 and "idempotency-key-in-progress" in answer.text
+                    and time.monotonic() < in_progress_until):
+                self.in_progress_retries += 1
+                time.sleep(1.0)
+                continue
+            attempt += 1
+            if answer.status_code < 500 or attempt == attempts:
                 raise RuntimeError(f"POST /tasks answered {answer.status_code}: {answer.text[:300]}")
             time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
 
     def status(self, session: requests.Session, task_id: str, wait: float | None = None) -> tuple[int, str | None]:
         """``GET /tasks/{id}`` without following the 303: (HTTP status, task status it tells)."""
