@@ -74,7 +74,7 @@ async def run_job40(stack: Any, http: Http, plan: Job40Plan, log: Any = print) -
             try:
                 await asyncio.wait_for(follow.done.wait(), max(0.1, deadline - time.time()))
             except TimeoutError:
-                return
+                raise TimeoutError(f"the end of {follow.task_id} was not known by the deadline") from None
             runs[transport].append((sent, follow.task_id, follow))
 
         try:
