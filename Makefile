@@ -37,6 +37,7 @@ run: $(STAMP) $(SAM_STAMP)
 
 test: $(STAMP) $(SAM_STAMP) artifacts
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

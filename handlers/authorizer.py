@@ -1,58 +1,19 @@
-"""Lambda authorizers: REST (``Authorization: Bearer <key>``) and WebSocket ``$connect`` (``?token=<key>``).
-
-Both map an API key to its tenant and answer an IAM policy whose context carries ``{"tenant": name}``;
-API Gateway hands that context to the integration as ``requestContext.authorizer``. No key is ever
-logged: only the outcome and the tenant name are.
-"""
+"""Lambda authorizers (REST and WebSocket ``$connect``): see ``taskcast.authorizers``."""
 
 from __future__ import annotations
 
-import logging
-from functools import cache
 from typing import Any
 
-from taskcast.auth import api_wildcard, bearer_token, header, policy
+from taskcast.authorizers import authorize_rest, authorize_websocket
 from taskcast.settings import Settings
 from taskcast.tenants import TenantDirectory
 
-logger = logging.getLogger(__name__)
-
-# The exact message API Gateway turns into a 401 answer.
-UNAUTHORIZED = "Unauthorized"
+DEPS = TenantDirectory.from_settings(Settings.from_env())
 
 
-@cache
-def _default_directory() -> TenantDirectory:
-    return TenantDirectory.from_settings(Settings.from_env())
+def rest_handler(event: dict[str, Any], context: Any, deps: TenantDirectory = DEPS) -> dict[str, Any]:
+    return authorize_rest(event, deps)
 
 
-def reset() -> None:
-    """Forget the tenant directory read at cold start (tests change the environment)."""
-    _default_directory.cache_clear()
-
-
-def _decide(key: str | None, resource: str, directory: TenantDirectory, channel: str) -> dict[str, Any]:
-    if key is None:
-        logger.info("%s authorizer: no key offered", channel)
-        raise Exception(UNAUTHORIZED)  # the documented way to make API Gateway answer 401
-    tenant = directory.by_api_key(key)
-    if tenant is None:
-        logger.info("%s authorizer: unknown key refused", channel)
-        return policy("anonymous", "Deny", resource)
-    logger.info("%s authorizer: key of tenant %s accepted", channel, tenant.name)
-    return policy(tenant.name, "Allow", resource, {"tenant": tenant.name})
-
-
-def rest_handler(event: dict[str, Any], context: Any, directory: TenantDirectory | None = None) -> dict[str, Any]:
-    """REST REQUEST authorizer. Missing or malformed header → 401; unknown key → Deny (403)."""
-    key = bearer_token(header(event.get("headers"), "Authorization"))
-    resource = api_wildcard(event.get("methodArn", ""))
-    return _decide(key, resource, directory or _default_directory(), "rest")
-
-
-def websocket_handler(event: dict[str, Any], context: Any, directory: TenantDirectory | None = None) -> dict[str, Any]:
-    """WebSocket ``$connect`` REQUEST authorizer (browsers cannot set headers, so the key is a query parameter)."""
-    query = event.get("queryStringParameters") or {}
-    token = query.get("token") if isinstance(query.get("token"), str) else None
-    # Only $connect is authorized; later frames ride on the accepted connection.
-    return _decide(token or None, event.get("methodArn", ""), directory or _default_directory(), "websocket")
+def websocket_handler(event: dict[str, Any], context: Any, deps: TenantDirectory = DEPS) -> dict[str, Any]:
+    return authorize_websocket(event, deps)

@@ -1,65 +1,15 @@
-"""The webhook retry handler: SQS messages from the retry queue, each a whole ``WebhookJob``.
-
-- Arrived a second or more before ``not_before`` (SQS delays stop at 15 minutes): back on the queue
-  for the rest of the wait — a hop.
-- Arrived less than a second early (fractional local schedules): wait out the remainder, then send.
-- Otherwise: one attempt; the outcome schedules the next attempt, dead-letters the job, or ends it.
-
-A message that is not a job goes straight to the dead-letter queue (retrying it cannot help). A
-message fails (partial batch response, SQS delivers it again) only when AWS itself failed us.
-"""
+"""The webhook retry handler (``streams.retry.lambda_handler``): see ``taskcast.webhooks.retry``."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from taskcast.push.deps import PushDeps
+from taskcast.settings import Settings
+from taskcast.webhooks.retry import handle_retries
 
-from streams.retry_queue import BadJob, WebhookJob
-from streams.webhook_policy import early_by, hop_needed
-from streams.wiring import PushPath, push_path
-from taskcast.metrics import WEBHOOK_DEAD_LETTERED
-
-logger = logging.getLogger(__name__)
+DEPS = PushDeps.from_settings(Settings.from_env())
 
 
-@dataclass(frozen=True)
-class RetryHandler:
-    push: PushPath
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-
-    def handle(self, record: SQSRecord) -> str:
-        try:
-            job = WebhookJob.from_json(record.body)
-        except BadJob as error:
-            self.push.webhooks.queue.dead_letter(None, str(error), raw=record.body)
-            self.push.metrics.count(WEBHOOK_DEAD_LETTERED)
-            logger.error("retry message is not a webhook job", extra={"message_id": record.message_id})
-            return "dead-lettered"
-        now = self.clock()
-        if hop_needed(job.not_before, now):
-            self.push.webhooks.queue.enqueue(job, now=now)
-            return "hop"
-        wait = early_by(job.not_before, now)
-        if wait > 0:
-            self.sleep(wait)
-        return self.push.webhooks.attempt(job).outcome
-
-
-def handle_batch(event: dict[str, Any], context: Any, push: PushPath) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS)
-    handler = RetryHandler(push)
-    try:
-        return dict(process_partial_response(event, handler.handle, processor, context))
-    finally:
-        push.metrics.flush()
-
-
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle_batch(event, context, push_path())
+def lambda_handler(event: dict[str, Any], context: Any, deps: PushDeps = DEPS) -> dict[str, Any]:
+    return handle_retries(event, context, deps.webhooks, deps.metrics)

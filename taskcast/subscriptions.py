@@ -10,7 +10,7 @@ Each item carries:
   consumer sends it only versions greater than this, so the snapshot never makes a version go backwards;
 - ``pending_until``: present while the subscribe handshake is still sending the snapshot or replay. The
   consumer waits for it to go away (or expire) before sending live changes, so that live changes always
-  arrive after the handshake's messages (see ``streams.subscribe``);
+  arrive after the handshake's messages (see ``taskcast.push.subscribe``);
 - ``expires_at``: the TTL, past API Gateway's 2-hour connection limit.
 """
 

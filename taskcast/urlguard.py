@@ -2,7 +2,7 @@
 
 The same address rules guard both moments: when a task is created (every resolved address must be
 public) and at every delivery, where the webhook session checks the address it actually connects to
-(see ``streams.webhooks``). The extra ranges come from requests-hardened so both layers agree.
+(see ``taskcast.webhooks.delivery``). The extra ranges come from requests-hardened so both layers agree.
 """
 
 from __future__ import annotations

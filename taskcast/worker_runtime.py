@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskcast import aws
 from taskcast.jobs import Cancelled, InvalidJobInput, JobContext, JobFailed, JobRegistry, UnknownJob
 from taskcast.jobs import default_registry as _default_registry
 from taskcast.jobs.clients import job_client
@@ -25,7 +26,9 @@ from taskcast.jobs.uploaded import UploadReader
 from taskcast.metrics import TASKS_FINISHED, MetricsSink, default_metrics
 from taskcast.models import Status, Task, problem, transition
 from taskcast.results import ResultStore, encode_result, goes_to_s3
+from taskcast.settings import Settings
 from taskcast.store import TaskStore
+from taskcast.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,16 @@ class WorkerDeps:
     uploads: UploadReader | None = None  # None: jobs cannot read uploads
     results: ResultStore | None = None  # None: results over the inline limit fail the task
     metrics: MetricsSink = field(default_factory=default_metrics)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerDeps:
+        s3 = aws.client("s3")
+        return cls(
+            store=TaskStore(settings.tasks_table, retention_s=settings.retention_s),
+            inline_limit_bytes=settings.result_inline_limit_bytes,
+            uploads=UploadReader(UploadStore(settings.tasks_table), s3, settings.results_bucket),
+            results=ResultStore(settings.results_bucket, s3),
+        )
 
 
 def job_error(kind: str, title: str, detail: str, status: int = 500, **extra: Any) -> dict[str, Any]:
@@ -153,3 +166,17 @@ def result_outcome(task: Task, result: Any, deps: WorkerDeps) -> tuple[Status, d
         logger.error("task %s: storing its result failed: %s", task.id, type(error).__name__)
         detail = f"writing the result to S3 failed: {type(error).__name__}"
         return Status.FAILED, {"error": job_error("result-not-stored", "The result could not be stored", detail)}
+
+
+def handle_invocation(event: Any, context: Any, deps: WorkerDeps) -> dict[str, Any]:
+    """The worker function's answer to an asynchronous invoke with ``{"task_id": "..."}``."""
+    task_id = event.get("task_id") if isinstance(event, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        # Nothing to retry or to mark: an event without a task id is a caller's bug.
+        logger.error("worker event without a task_id; ignored")
+        return {"task_id": None, "status": None}
+    try:
+        task = run_task(task_id, deps, context)
+    finally:
+        deps.metrics.flush()
+    return {"task_id": task_id, "status": None if task is None else str(task.status)}

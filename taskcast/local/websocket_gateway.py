@@ -103,6 +103,7 @@ class WebSocketGateway:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ws-route")
         self._connections: dict[str, LiveConnection] = {}
         self._pending: dict[int, ConnectionRequest] = {}  # id(socket) → accepted handshake
+        self._opening: dict[int, LiveConnection] = {}  # id(socket) → registered, its handler not yet running
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -173,6 +174,7 @@ class WebSocketGateway:
             self.host,
             port,
             process_request=self._process_request,
+            process_response=self._process_response,
             max_size=self.limits.max_message_bytes,
             open_timeout=35,  # the authorizer and $connect run within the handshake (29 s integration limit)
             ping_interval=None,  # API Gateway sends no pings; idleness is judged on client messages
@@ -186,6 +188,11 @@ class WebSocketGateway:
     # ------------------------------------------------------------------ registry (any thread)
     def connection_ids(self) -> list[str]:
         with self._lock:
+            # A handshake that broke after its connection was registered never reaches the handler.
+            for connection_id, live in list(self._connections.items()):
+                if live.socket.state.name == "CLOSED":
+                    del self._connections[connection_id]
+                    self._opening.pop(id(live.socket), None)
             return list(self._connections)
 
     def describe(self, connection_id: str) -> dict[str, Any]:
@@ -278,9 +285,13 @@ class WebSocketGateway:
             domain_name=request.headers.get("Host", f"{self.host}:{self._port}"),
         )
 
-    # ------------------------------------------------------------------ connection
-    async def _handle_connection(self, socket: ServerConnection) -> None:
-        connection = self._pending.pop(id(socket))
+    def _process_response(self, socket: ServerConnection, request: Request, response: Response) -> None:
+        """Registers an accepted connection before its 101 leaves, as API Gateway has the connection id by
+        the time ``$connect`` succeeded: a client never sees its handshake done before ``@connections``
+        knows it."""
+        connection = self._pending.pop(id(socket), None)
+        if connection is None or response.status_code != 101:
+            return
         live = LiveConnection(
             request=connection,
             socket=socket,
@@ -291,6 +302,13 @@ class WebSocketGateway:
         )
         with self._lock:
             self._connections[connection.connection_id] = live
+            self._opening[id(socket)] = live
+
+    # ------------------------------------------------------------------ connection
+    async def _handle_connection(self, socket: ServerConnection) -> None:
+        with self._lock:
+            live = self._opening.pop(id(socket))
+        connection = live.request
         watchdog = asyncio.create_task(self._watch_limits(live))
         try:
             while True:

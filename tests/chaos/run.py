@@ -9,7 +9,7 @@ Faults injected:
 - webhook receiver: ``fault_rate`` of requests answer 500, time out (held past ``TASKCAST_WEBHOOK_TIMEOUT``)
   or have the connection reset; at most ``max_faults_per_id`` per delivery, fewer than the retry schedule;
 - WebSocket: ``drop_rate`` of clients close mid-task (after RUNNING) and resubscribe with ``since_version``;
-- poison records: ``TASKCAST_FAULT_POISON_PERCENT`` (see ``streams/faults.py``) makes the consumer raise on
+- poison records: ``tests/chaos/poison.py``, wrapped around the consumer's handler, fails a stable share of
   those records, twice each, before they pass;
 - the stream pollers (and so the consumer) stop for ``outage_s`` ``restarts`` times mid-run while moto keeps
   running, then resume from the stream positions saved in ``TASKCAST_LOCAL_STATE_DIR``.
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -33,8 +35,8 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from streams.faults import is_poison
 from taskcast.local.testing import RunningStack, running_stack
+from tests.chaos.poison import is_poison
 from tests.chaos.receiver import FAULTS, FlakyReceiver
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -255,6 +257,18 @@ def _check_webhooks(task_id: str, last: int, terminal: dict[str, Any], hits: lis
 
 
 # ------------------------------------------------------------------------------------------------ the run
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def poison_site(folder: Path, percent: float, failures: int = 2) -> Path:
+    """A folder holding the poisoner's ``sitecustomize.py`` and its settings."""
+    site = folder / "poison-site"
+    site.mkdir()
+    shutil.copy(Path(__file__).with_name("poison_site") / "sitecustomize.py", site)
+    (site / "poison.json").write_text(json.dumps({"percent": percent, "failures": failures}))
+    return site
+
+
 def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
     config = config or ChaosConfig()
     report = ChaosReport(config=asdict(config))
@@ -263,14 +277,17 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
     environment = {
         "TASKCAST_WEBHOOK_RETRY_SCHEDULE": config.retry_schedule,
         "TASKCAST_WEBHOOK_TIMEOUT": str(config.webhook_timeout_s),
-        "TASKCAST_FAULT_POISON_PERCENT": str(config.poison_percent),
-        "TASKCAST_FAULT_POISON_FAILURES": "2",
     }
     with tempfile.TemporaryDirectory(prefix="taskcast-chaos-") as folder, \
             FlakyReceiver(tenant["webhook_secret"], config.fault_rate, config.webhook_timeout_s + 1.0, config.seed,
                           config.max_faults_per_id) as receiver:
         environment["TASKCAST_LOCAL_STATE_DIR"] = folder
-        with running_stack(tenants=TENANT, environment=environment, log_level="WARNING") as stack:
+        site = poison_site(Path(folder), config.poison_percent)
+        # The stack's own process (functions imported in-process) and, where functions run in processes of
+        # their own, each of those: both find the poisoner's sitecustomize on their path.
+        environment["TASKCAST_LOCAL_FUNCTION_PYTHONPATH"] = os.pathsep.join([str(site), str(PROJECT_ROOT)])
+        with running_stack(tenants=TENANT, environment=environment, python_path=[site, PROJECT_ROOT],
+                           log_level="WARNING") as stack:
             chooser = random.Random(config.seed)
             drops = [chooser.random() < config.drop_rate for _ in range(config.tasks)]
             created, done = threading.Semaphore(0), threading.Event()

@@ -101,10 +101,7 @@ def test_websocket_bad_or_missing_token_is_refused(directory, tenants, caplog, c
     assert_no_key_logged(caplog, capsys, tenants)
 
 
-def test_handlers_read_tenants_from_the_environment_once(settings, tenants) -> None:
-    authorizer.reset()
-    try:
-        answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), None)
-        assert answer["context"] == {"tenant": "acme"}
-    finally:
-        authorizer.reset()
+def test_the_handlers_directory_is_read_from_the_environment(settings, tenants) -> None:
+    directory = TenantDirectory.from_settings(settings)
+    answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), None, directory)
+    assert answer["context"] == {"tenant": "acme"}

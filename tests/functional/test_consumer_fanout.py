@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from streams.connections import ConnectionPoster, management_client
-from streams.fanout import MAX_FRAME_BYTES, parse_stream_record
-from streams.markers import Markers
-from streams.websocket_fanout import WebSocketFanout
+from taskcast.markers import Markers
 from taskcast.models import Status
+from taskcast.push.connections import ConnectionPoster, management_client
+from taskcast.push.fanout import MAX_FRAME_BYTES, parse_stream_record
+from taskcast.push.websocket_fanout import WebSocketFanout
 from taskcast.store import to_attributes
 from tests.support.push_env import PushEnv, versions
 

@@ -17,15 +17,17 @@ import boto3
 import pytest
 
 from handlers import worker, worker_failure
-from streams import consumer, retry, wiring
-from streams.wiring import PushPath
 from taskcast import metrics as names
 from taskcast.deliveries import DeliveryLog
 from taskcast.jobs import JobContext, default_registry
 from taskcast.metrics import EmfMetrics, default_metrics
 from taskcast.models import Status, Task, transition
+from taskcast.push.batch import handle_batch
+from taskcast.push.deps import PushDeps
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
+from taskcast.webhooks.retry import handle_retries
+from taskcast.worker_failure_consumer import WorkerFailureDeps
 from taskcast.worker_runtime import WorkerDeps, claim
 from tests.conftest import TENANTS
 from tests.functional.rest_harness import FakeLambdaContext
@@ -51,12 +53,11 @@ def emf_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def metered(push_env: PushEnv) -> Iterator[PushPath]:
+def metered(push_env: PushEnv) -> Iterator[PushDeps]:
     """A push path of its own whose counts go to a fresh sink."""
-    push = wiring.build_push_path(push_env.settings, metrics=EmfMetrics())
+    push = PushDeps.from_settings(push_env.settings, metrics=EmfMetrics())
     yield push
-    push.poster.shutdown()
-    push.webhook_pool.shutdown(wait=True)
+    push.close()
 
 
 def emf_documents(output: str) -> list[dict[str, Any]]:
@@ -97,7 +98,7 @@ def webhook_log_done(push_env: PushEnv, task_id: str, attempts: int) -> Any:
 
 
 def test_a_stream_batch_emits_fanout_and_webhook_metrics(
-    push_env: PushEnv, metered: PushPath, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+    push_env: PushEnv, metered: PushDeps, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     receiver.script("/broken", Answer(500), Answer(500), Answer(500))
     receiver.script("/gone", Answer(410))
@@ -114,11 +115,12 @@ def test_a_stream_batch_emits_fanout_and_webhook_metrics(
     capsys.readouterr()  # only what the consumer and the retry handler print counts
 
     event = push_env.stream_event()
-    response = consumer.handle_batch(event, None, metered)
+    response = handle_batch(event, None, metered)
     assert response.get("batchItemFailures", []) == []
     # The broken receiver's job: attempts 2 and 3 from the retry queue, then the dead-letter queue.
     push_env.retry_queue.run(
-        lambda batch, context: retry.handle_batch(batch, context, metered), webhook_log_done(push_env, broken.id, 3)
+        lambda batch, context: handle_retries(batch, context, metered.webhooks, metered.metrics),
+        webhook_log_done(push_env, broken.id, 3),
     )
 
     counts, output = published(capsys)
@@ -146,7 +148,7 @@ def test_a_stream_batch_emits_fanout_and_webhook_metrics(
 
 
 def test_a_subscriber_throttled_past_the_retries_counts_retries_and_one_failure(
-    push_env: PushEnv, metered: PushPath, capsys: pytest.CaptureFixture[str]
+    push_env: PushEnv, metered: PushDeps, capsys: pytest.CaptureFixture[str]
 ) -> None:
     task = push_env.create_task()
     stuck = push_env.connections.connect()
@@ -155,7 +157,7 @@ def test_a_subscriber_throttled_past_the_retries_counts_retries_and_one_failure(
     push_env.advance(task, Status.RUNNING)
     capsys.readouterr()
 
-    response = consumer.handle_batch(push_env.stream_event(), None, metered)
+    response = handle_batch(push_env.stream_event(), None, metered)
 
     assert len(response["batchItemFailures"]) == 1  # the RUNNING change comes back
     counts, _ = published(capsys)
@@ -235,8 +237,9 @@ def test_the_failure_destination_counts_the_tasks_it_marks_failed(
     sink = EmfMetrics()
     capsys.readouterr()
 
-    worker_failure.lambda_handler(event, FakeLambdaContext("taskcast-worker-failure"), store=store, metrics=sink)
-    worker_failure.lambda_handler(event, FakeLambdaContext("taskcast-worker-failure"), store=store, metrics=sink)
+    deps = WorkerFailureDeps(store, sink)
+    worker_failure.lambda_handler(event, FakeLambdaContext("taskcast-worker-failure"), deps)
+    worker_failure.lambda_handler(event, FakeLambdaContext("taskcast-worker-failure"), deps)
 
     counts, _ = published(capsys)
     assert [store.get(task.id).status for task in (overran, crashed)] == [Status.FAILED, Status.FAILED]

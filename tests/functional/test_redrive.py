@@ -8,9 +8,9 @@ import json
 import boto3
 import pytest
 
-from streams.retry_queue import RetryQueue, WebhookJob
 from taskcast.cli import main as cli_main
 from taskcast.deliveries import DeliveryLog
+from taskcast.webhooks.retry_queue import RetryQueue, WebhookJob
 from tests.support.push_env import PushEnv
 from tests.support.webhook_receiver import Answer, WebhookReceiver
 

@@ -153,13 +153,11 @@ def test_handler_event_shape_is_what_api_gateway_sends() -> None:
 
 def test_handler_builds_its_own_deps_from_the_environment(dynamodb, settings) -> None:
     from handlers import rest
+    from taskcast.api.deps import ApiDeps
     from tests.functional.rest_harness import FakeLambdaContext, Reply
 
-    rest.default_deps.cache_clear()
-    try:
-        unknown = rest.lambda_handler(proxy_event("GET", "/tasks/nope"), FakeLambdaContext())
-        assert Reply.from_proxy(unknown).status == 404
-        document = rest.lambda_handler(proxy_event("GET", "/openapi.json", tenant=None), FakeLambdaContext())
-        assert Reply.from_proxy(document).json()["info"]["title"] == "taskcast"
-    finally:
-        rest.default_deps.cache_clear()
+    deps = ApiDeps.from_settings(settings)
+    unknown = rest.lambda_handler(proxy_event("GET", "/tasks/nope"), FakeLambdaContext(), deps)
+    assert Reply.from_proxy(unknown).status == 404
+    document = rest.lambda_handler(proxy_event("GET", "/openapi.json", tenant=None), FakeLambdaContext(), deps)
+    assert Reply.from_proxy(document).json()["info"]["title"] == "taskcast"

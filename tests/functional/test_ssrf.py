@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from streams import wiring
-from streams.webhook_format import signed_headers
-from streams.webhooks import WebhookSender
 from taskcast.deliveries import DeliveryLog
 from taskcast.urlguard import CallbackRefused, check_callback_url
+from taskcast.webhooks.delivery import WebhookSender
+from taskcast.webhooks.format import signed_headers
 from tests.conftest import TENANTS
 from tests.support.push_env import PushEnv
 from tests.support.webhook_receiver import WebhookReceiver
@@ -155,7 +154,7 @@ def test_a_hostname_rebound_to_an_internal_address_is_refused_at_delivery(
     push_env: PushEnv, monkeypatch: pytest.MonkeyPatch, address: str
 ) -> None:
     monkeypatch.setenv("TASKCAST_ALLOW_LOOPBACK_CALLBACKS", "0")
-    wiring.reset()
+    push_env.rebuild()
     url = f"https://{HOSTNAME}/hooks"
     # Public when the task is created...
     answer = {"now": PUBLIC_ADDRESS}

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from streams import consumer, wiring
-from streams.retry import RetryHandler
-from streams.retry_queue import WebhookJob
+from streams import consumer
 from taskcast.deliveries import DeliveryLog
 from taskcast.models import Status
+from taskcast.webhooks.retry import RetryHandler
+from taskcast.webhooks.retry_queue import WebhookJob
 from tests.conftest import TENANTS
 from tests.support.push_env import PushEnv
 from tests.support.webhook_receiver import Answer, WebhookReceiver
@@ -166,7 +166,7 @@ def test_during_a_rotation_every_secret_signs(
     old, new = TENANTS["acme"]["webhook_secret"], TENANTS["globex"]["webhook_secret"]
     tenants = {"acme": {"api_key": TENANTS["acme"]["api_key"], "webhook_secrets": [new, old]}}
     monkeypatch.setenv("TASKCAST_TENANTS", json.dumps(tenants))
-    wiring.reset()
+    push_env.rebuild()
     with WebhookReceiver([old, new]) as both:
         push_env.create_task(callback_url=both.url())
         push_env.consume()
@@ -191,7 +191,8 @@ def test_a_job_due_beyond_the_sqs_maximum_hops_back_to_the_queue(push_env: PushE
     job = WebhookJob("t-1", "acme", 1, "http://127.0.0.1:9/", "{}", expires_at=0, attempt=2, not_before=now + 7200)
     push_env.retry_queue.client.send_message(QueueUrl=push_env.retry_queue.queue_url, MessageBody=job.to_json())
 
-    response = run_retry_handler_once(push_env, RetryHandler(wiring.push_path(), clock=lambda: now))
+    handler = RetryHandler(push_env.push.webhooks, push_env.push.metrics, clock=lambda: now)
+    response = run_retry_handler_once(push_env, handler)
 
     assert response == {"batchItemFailures": []}
     attributes = push_env.retry_queue.client.get_queue_attributes(
@@ -211,7 +212,8 @@ def test_a_job_arriving_a_moment_early_waits_out_the_remainder(push_env: PushEnv
     job = WebhookJob(task.id, "acme", 1, receiver.url(), '{"hello":1}', expires_at=0, attempt=2, not_before=now + 0.4)
     push_env.retry_queue.client.send_message(QueueUrl=push_env.retry_queue.queue_url, MessageBody=job.to_json())
 
-    response = run_retry_handler_once(push_env, RetryHandler(wiring.push_path(), clock=lambda: now, sleep=waits.append))
+    handler = RetryHandler(push_env.push.webhooks, push_env.push.metrics, clock=lambda: now, sleep=waits.append)
+    response = run_retry_handler_once(push_env, handler)
 
     assert response == {"batchItemFailures": []}
     assert waits == [pytest.approx(0.4)]
@@ -223,7 +225,7 @@ def test_a_job_arriving_a_moment_early_waits_out_the_remainder(push_env: PushEnv
 def test_a_message_that_is_not_a_job_goes_to_the_dead_letter_queue(push_env: PushEnv) -> None:
     push_env.retry_queue.client.send_message(QueueUrl=push_env.retry_queue.queue_url, MessageBody="not a job")
 
-    response = run_retry_handler_once(push_env, RetryHandler(wiring.push_path()))
+    response = run_retry_handler_once(push_env, RetryHandler(push_env.push.webhooks, push_env.push.metrics))
 
     assert response == {"batchItemFailures": []}
     [parked] = push_env.dead_lettered()
@@ -239,7 +241,7 @@ def test_first_attempts_go_to_the_retry_queue_when_the_invocation_runs_short(
 
     task = push_env.create_task(callback_url=receiver.url())
 
-    response = consumer.lambda_handler(push_env.stream_event(), AlmostOutOfTime())
+    response = consumer.lambda_handler(push_env.stream_event(), AlmostOutOfTime(), push_env.push)
 
     assert response.get("batchItemFailures", []) == []
     assert receiver.requests_for("/hooks") == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.websocket import Command, Refusal, parse_command
+from taskcast.push.commands import Command, Refusal, parse_command
 
 
 @pytest.mark.parametrize(

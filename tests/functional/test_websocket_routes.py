@@ -138,7 +138,7 @@ def test_binary_frames_get_an_error(push_env: PushEnv) -> None:
     event = ws_event("$default", connection, "AAEC", "acme")
     event["isBase64Encoded"] = True
 
-    websocket.lambda_handler(event, None)
+    websocket.lambda_handler(event, None, push_env.websocket)
 
     [error] = push_env.connections.frames(connection)
     assert error["code"] == "binary_not_supported"

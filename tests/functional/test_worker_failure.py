@@ -9,7 +9,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from handlers import worker_failure
+from taskcast.settings import Settings
 from taskcast.store import TaskStore
+from taskcast.worker_failure_consumer import WorkerFailureDeps
 from tests.functional.rest_harness import WAIT_S, FakeLambdaContext, RestHarness, load_event
 
 
@@ -50,7 +52,8 @@ def sqs_event(*bodies: str) -> dict:
 
 
 def deliver(event: dict, store: TaskStore | None = None) -> dict:
-    return worker_failure.lambda_handler(event, FakeLambdaContext("taskcast-worker-failure"), store=store)
+    deps = WorkerFailureDeps(store) if store else WorkerFailureDeps.from_settings(Settings.from_env())
+    return worker_failure.lambda_handler(event, FakeLambdaContext("taskcast-worker-failure"), deps)
 
 
 def test_timed_out_worker_ends_failed_with_timeout_and_its_late_result_is_dropped(api: RestHarness) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 from handlers import websocket
 from streams import consumer, retry
-from streams.wiring import PushPath
 from taskcast.models import Status, Task, transition
+from taskcast.push.commands import ACTIONS
+from taskcast.push.deps import PushDeps, WebSocketDeps
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
 from tests.support.aws_events import SqsPump, StreamReader
@@ -30,7 +31,7 @@ WEBHOOK_TIMEOUT_S = "1"
 @dataclass
 class PushEnv:
     settings: Settings
-    push: PushPath
+    push: PushDeps
     dynamodb: Any
     tasks: TaskStore
     stream: StreamReader
@@ -38,6 +39,18 @@ class PushEnv:
     retry_queue: SqsPump
     dead_letters: SqsPump
     consumed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def websocket(self) -> WebSocketDeps:
+        """The WebSocket function's deps, on the same stores and poster as the consumer's."""
+        return WebSocketDeps(tasks=self.push.tasks, subscriptions=self.push.subscriptions, poster=self.push.poster)
+
+    def rebuild(self) -> None:
+        """Build the push deps again from the environment (a test changed a setting)."""
+        self.push.close()
+        self.settings = Settings.from_env()
+        self.push = PushDeps.from_settings(self.settings)
+        self.tasks = self.push.tasks
 
     # ---------------------------------------------------------------- tasks
     def create_task(self, tenant: str = "acme", callback_url: str | None = None) -> Task:
@@ -62,11 +75,12 @@ class PushEnv:
         """Run the consumer over the stream's new STATE records (or ``event``) and return its response."""
         event = self.stream_event() if event is None else event
         self.consumed.append(event)
-        return consumer.lambda_handler(event, None)
+        return consumer.lambda_handler(event, None, self.push)
 
     # ---------------------------------------------------------------- retry handler
     def run_retries(self, until: Any, timeout_s: float = 10.0) -> int:
-        return self.retry_queue.run(retry.lambda_handler, until, timeout_s)
+        return self.retry_queue.run(lambda batch, context: retry.lambda_handler(batch, context, self.push), until,
+                                    timeout_s)
 
     def dead_lettered(self) -> list[dict[str, Any]]:
         messages = self.dead_letters.receive(wait_s=0)
@@ -81,8 +95,8 @@ class PushEnv:
                 action = json.loads(text).get("action")
             except (ValueError, AttributeError):
                 action = None
-            route_key = action if action in websocket.ACTIONS else "$default"
-        return websocket.lambda_handler(ws_event(route_key, connection_id, text, tenant), None)
+            route_key = action if action in ACTIONS else "$default"
+        return websocket.lambda_handler(ws_event(route_key, connection_id, text, tenant), None, self.websocket)
 
     def subscribe(self, connection_id: str, task_id: str, tenant: str = "acme", **extra: Any) -> dict:
         return self.ws(connection_id, {"action": "subscribe", "task_id": task_id, **extra}, tenant=tenant)
@@ -91,7 +105,7 @@ class PushEnv:
         event = ws_event("$disconnect", connection_id, None, tenant)
         event["requestContext"]["eventType"] = "DISCONNECT"
         self.connections.disconnect(connection_id)
-        return websocket.lambda_handler(event, None)
+        return websocket.lambda_handler(event, None, self.websocket)
 
 
 def ws_event(route_key: str, connection_id: str, body: str | None, tenant: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from streams import wiring
+from taskcast.push.deps import PushDeps
 from taskcast.settings import Settings
 from tests.conftest import TENANTS
 from tests.support.aws_events import SqsPump, StreamReader
@@ -54,10 +54,9 @@ def push_env(
         "TASKCAST_FANOUT_WORKERS": "8",
     }.items():
         monkeypatch.setenv(key, value)
-    wiring.reset()
     settings = Settings.from_env()
-    push = wiring.push_path()
-    yield PushEnv(
+    push = PushDeps.from_settings(settings)
+    env = PushEnv(
         settings=settings,
         push=push,
         dynamodb=dynamodb,
@@ -67,7 +66,8 @@ def push_env(
         retry_queue=SqsPump(retry_url, sqs),
         dead_letters=SqsPump(dead_letter_url, sqs),
     )
-    wiring.reset()
+    yield env
+    env.push.close()
 
 
 def _loopback(host: str) -> bool:

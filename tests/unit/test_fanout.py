@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.connections import backoff_delays
-from streams.fanout import (
+from taskcast.models import Status, Task, status_message, transition
+from taskcast.push.connections import backoff_delays
+from taskcast.push.fanout import (
     MAX_FRAME_BYTES,
     PoisonRecord,
     frame,
@@ -19,7 +20,6 @@ from streams.fanout import (
     parse_stream_record,
     plan_fanout,
 )
-from taskcast.models import Status, Task, status_message, transition
 from taskcast.store import task_to_item, to_attributes
 from taskcast.subscriptions import Subscription
 

@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from streams.retry_queue import BadJob, WebhookJob
-from streams.webhook_format import signed_headers, webhook_body, webhook_id
-from streams.webhook_policy import (
+from taskcast.webhooks.format import signed_headers, webhook_body, webhook_id
+from taskcast.webhooks.policy import (
     SQS_MAX_DELAY_S,
     AttemptResult,
     Decision,
@@ -22,6 +21,7 @@ from streams.webhook_policy import (
     parse_retry_after,
     sqs_delay,
 )
+from taskcast.webhooks.retry_queue import BadJob, WebhookJob
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 SECRET = "whsec_" + "c2VjcmV0LW9uZS0wMTIzNDU2Nzg5"

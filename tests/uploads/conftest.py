@@ -20,6 +20,7 @@ from taskcast.presign import presigning_client
 from taskcast.results import ResultStore
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
+from taskcast.upload_arrivals import UploadEventDeps
 from taskcast.upload_queue import DeadlineQueue
 from taskcast.uploads import UploadStore
 from tests.functional.rest_harness import FIXTURES, FakeLambdaContext, Reply, RestHarness
@@ -49,7 +50,7 @@ class UploadHarness(RestHarness):
         self.uploads = UploadStore(settings.tasks_table, self.dynamodb)
         self.worker_deps.uploads = UploadReader(self.uploads, self.s3, settings.results_bucket)
         self.worker_deps.results = ResultStore(settings.results_bucket, self.s3)
-        self.event_deps = upload_arrived.UploadEventDeps(
+        self.event_deps = UploadEventDeps(
             settings=settings,
             store=TaskStore(settings.tasks_table, self.dynamodb),
             uploads=self.uploads,

@@ -1,4 +1,4 @@
-"""Fanning one task change out to its WebSocket subscribers (the I/O around ``streams.fanout``).
+"""Fanning one task change out to its WebSocket subscribers (the I/O around ``taskcast.push.fanout``).
 
 Duplicates: the ``FANOUT`` marker is advanced only after every subscriber got the version, so a
 replayed batch skips versions already fanned out. A version can still reach a connection twice when
@@ -15,9 +15,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.connections import ConnectionPoster, PostOutcome
-from streams.fanout import StateChange, frame, message_for, needs_sending, plan_fanout
-from streams.markers import Markers
+from taskcast.markers import Markers
 from taskcast.metrics import (
     GONE_CONNECTIONS,
     WEBSOCKET_POST_FAILURES,
@@ -25,6 +23,8 @@ from taskcast.metrics import (
     MetricsSink,
     default_metrics,
 )
+from taskcast.push.connections import ConnectionPoster, PostOutcome
+from taskcast.push.fanout import StateChange, frame, message_for, needs_sending, plan_fanout
 from taskcast.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ import requests
 from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress
 
-from streams.markers import Markers
-from streams.retry_queue import RetryQueue, WebhookJob
-from streams.webhook_format import signed_headers, webhook_body
-from streams.webhook_policy import AttemptResult, Decision, decide, parse_retry_after
 from taskcast.deliveries import DeliveryAttempt, DeliveryLog
+from taskcast.markers import Markers
 from taskcast.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, MetricsSink, default_metrics
 from taskcast.models import Task, now_iso, status_message
 from taskcast.tenants import Tenant
 from taskcast.urlguard import CallbackRefused, Resolver, check_callback_url, system_resolver
+from taskcast.webhooks.format import signed_headers, webhook_body
+from taskcast.webhooks.policy import AttemptResult, Decision, decide, parse_retry_after
+from taskcast.webhooks.retry_queue import RetryQueue, WebhookJob
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from streams.webhook_policy import sqs_delay
 from taskcast import aws
+from taskcast.webhooks.policy import sqs_delay
 
 
 class BadJob(ValueError):

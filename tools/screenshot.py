@@ -1,4 +1,4 @@
-"""Regenerate the README's screenshot: ``python -m client_demo.screenshot [docs/dashboard.png]``.
+"""Regenerate the README's screenshot: ``python -m tools.screenshot [docs/dashboard.png]``.
 
 Starts a local stack on free ports, opens the dashboard in headless Chromium, runs a few tasks (one
 finished, one failed, one still running) and saves the page. Needs the dev extras (Playwright) and Chromium.
@@ -48,7 +48,7 @@ def capture(output: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m client_demo.screenshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.screenshot", description=__doc__.splitlines()[0])
     parser.add_argument("output", nargs="?", default="docs/dashboard.png", type=Path)
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).is_file():

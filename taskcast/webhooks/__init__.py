@@ -1,0 +1,1 @@
+"""Signed webhooks: format, retry policy, jobs and their queue, sending and delivery."""
