@@ -42,7 +42,8 @@ log = logging.getLogger("taskcast.local")
 function_log = logging.getLogger("taskcast.local.functions")
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit; a slower init is retried within the first invocation
-DEFAULT_MAX_ENVIRONMENTS = 32
+DEFAULT_MAX_ENVIRONMENTS = 128  # per function; Lambda's default is 1,000 for the whole account
+SCALE_OUT_AFTER_S = 0.1  # how long an invocation waits for a warm environment before a cold start
 _PR_SET_PDEATHSIG = 1
 
 
@@ -174,6 +175,7 @@ class ExecutionEnvironment:
         self.process: subprocess.Popen[bytes] | None = None
         self.exited = threading.Event()
         self.init_duration_ms: float | None = None
+        self.holds_init_slot = False
         self.current_request = "init"
         self._reader: threading.Thread | None = None
 
@@ -274,6 +276,22 @@ DEFAULT_INIT_SLOTS = InitSlots()
 
 
 @dataclass
+class _Ticket:
+    """One invocation on its way through a pool; ``abandoned`` once its caller stopped waiting."""
+
+    request_id: str
+    body: bytes
+    client_context: str | None = None
+    abandoned: bool = False
+    outcome: Invocation | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def finish(self, outcome: Invocation) -> None:
+        self.outcome = outcome
+        self.done.set()
+
+
+@dataclass
 class PoolStats:
     cold_starts: int = 0
     init_errors: int = 0
@@ -301,26 +319,43 @@ class EnvironmentPool:
         self._condition = init_slots.condition
 
     # -- environments
-    def _acquire(self) -> tuple[ExecutionEnvironment | None, bool]:
-        """An idle environment, or a new one when under the cap; waits while every one is busy."""
+    def _acquire(self, ticket: _Ticket) -> tuple[ExecutionEnvironment | None, bool]:
+        """An idle environment, else a new one (a cold start), else wait for whichever comes first.
+
+        A function's first environment starts at once; more environments (scaling out) take an init
+        slot, and only after the invocation has waited ``SCALE_OUT_AFTER_S`` for a warm one: on two
+        cores, a burst of short invocations is served sooner by the warm environments than by a storm
+        of cold starts competing with them for the CPU."""
+        waiting_since = time.monotonic()
         with self._condition:
             while True:
-                if self._closed:
+                if self._closed or ticket.abandoned:
                     return None, False
                 while self._idle:
                     environment = self._idle.pop()
                     if environment.alive:
                         return environment, False
                     self._discard_locked(environment)
-                if len(self._all) < self.max_environments and self.init_slots.in_use < self.init_slots.slots:
-                    self.init_slots.in_use += 1  # given back when its init phase ends (_initialise)
-                    self.init_slots.peak = max(self.init_slots.peak, self.init_slots.in_use)
-                    self._created += 1
-                    environment = ExecutionEnvironment(self.function, self.launch, self.variables, self.region,
-                                                       self._created)
-                    self._all.add(environment)
-                    return environment, True
-                self._condition.wait()
+                timeout: float | None = None
+                if len(self._all) < self.max_environments:
+                    if not self._all:
+                        return self._new_environment_locked(holds_slot=False), True
+                    waited = time.monotonic() - waiting_since
+                    if waited < SCALE_OUT_AFTER_S:
+                        timeout = SCALE_OUT_AFTER_S - waited
+                    elif self.init_slots.in_use < self.init_slots.slots:
+                        return self._new_environment_locked(holds_slot=True), True
+                self._condition.wait(timeout)
+
+    def _new_environment_locked(self, *, holds_slot: bool) -> ExecutionEnvironment:
+        if holds_slot:  # given back when its init phase ends (_initialise)
+            self.init_slots.in_use += 1
+            self.init_slots.peak = max(self.init_slots.peak, self.init_slots.in_use)
+        self._created += 1
+        environment = ExecutionEnvironment(self.function, self.launch, self.variables, self.region, self._created)
+        environment.holds_init_slot = holds_slot
+        self._all.add(environment)
+        return environment
 
     def _release(self, environment: ExecutionEnvironment) -> None:
         with self._condition:
@@ -361,22 +396,39 @@ class EnvironmentPool:
     # -- invocations
     def invoke(self, event: Any, *, request_id: str | None = None, wait_s: float | None = None,
                client_context: str | None = None) -> Invocation:
-        """Run ``event`` in an environment; the caller waits at most ``wait_s`` (the function's timeout when
-        None). A caller that stops waiting (an API Gateway integration timeout) gets ``cut`` while the
-        invocation runs on to its end or its timeout, as on Lambda."""
+        """Run ``event`` in an environment. With ``wait_s`` (API Gateway's integration timeout) the caller
+        waits at most that long in all, queueing and cold start included, and then gets ``cut``: an
+        invocation already handed to its environment runs on to its end or its timeout, as on Lambda;
+        one still queued for an environment is dropped."""
         request_id = request_id or str(uuid.uuid4())
-        body = json.dumps(event).encode()
-        environment, cold = self._acquire()
+        ticket = _Ticket(request_id, json.dumps(event).encode(), client_context)
+        if wait_s is None:
+            return self._run(ticket)
+        threading.Thread(target=lambda: ticket.finish(self._run(ticket)), name=f"{self.function.name}-invoke",
+                         daemon=True).start()
+        if ticket.done.wait(wait_s):
+            assert ticket.outcome is not None
+            return ticket.outcome
+        with self._condition:
+            ticket.abandoned = True
+            self._condition.notify_all()
+        return Invocation(request_id, error={"errorType": "Gateway.Timeout",
+                                             "errorMessage": f"stopped waiting after {wait_s:.2f} s"}, cut=True)
+
+    def _run(self, ticket: _Ticket) -> Invocation:
+        """One invocation from start to end: an environment, its init if cold, the handler, its timeout."""
+        request_id = ticket.request_id
+        environment, cold = self._acquire(ticket)
         if environment is None:
             return Invocation(request_id, error={"errorType": "ServiceException",
-                                                 "errorMessage": "the local stack is stopping"})
+                                                 "errorMessage": "not run: the caller or the stack went away"})
         if cold:
             error = self._initialise(environment)
             if error is not None:
                 return Invocation(request_id, error={**error, "requestId": request_id})
         timeout_s = self.function.timeout_s
-        handover = Handover(request_id, body, int((time.time() + timeout_s) * 1000), self.function.arn,
-                            client_context=client_context)
+        handover = Handover(request_id, ticket.body, int((time.time() + timeout_s) * 1000), self.function.arn,
+                            client_context=ticket.client_context)
         environment.current_request = request_id
         function_log.debug("[%s %s] START RequestId: %s Version: $LATEST", self.function.name, request_id[:8],
                            request_id)
@@ -384,15 +436,8 @@ class EnvironmentPool:
             self.stats.invocations += 1
         started = time.monotonic()
         environment.hand_over(handover)
-        waited = timeout_s if wait_s is None else min(wait_s, timeout_s)
-        if handover.done.wait(waited):
+        if handover.done.wait(timeout_s):
             return self._finished(environment, handover, started, cold)
-        if waited < timeout_s:
-            threading.Thread(target=self._finish_later, args=(environment, handover, started, cold),
-                             name=f"{environment.name}-after-cut", daemon=True).start()
-            return Invocation(request_id, error={"errorType": "Gateway.Timeout",
-                                                 "errorMessage": f"stopped waiting after {waited:.2f} s"},
-                              cut=True)
         return self._timed_out(environment, handover, started)
 
     def _initialise(self, environment: ExecutionEnvironment) -> dict[str, Any] | None:
@@ -401,7 +446,9 @@ class EnvironmentPool:
             return self._start_and_init(environment)
         finally:
             with self._condition:
-                self.init_slots.in_use -= 1
+                if environment.holds_init_slot:
+                    self.init_slots.in_use -= 1
+                    environment.holds_init_slot = False
                 self._condition.notify_all()
 
     def _start_and_init(self, environment: ExecutionEnvironment) -> dict[str, Any] | None:
@@ -425,14 +472,6 @@ class EnvironmentPool:
         log.error("%s: init failed (%s): %s", self.function.name, error.get("errorType"), error.get("errorMessage"))
         self._discard(environment)
         return error
-
-    def _finish_later(self, environment: ExecutionEnvironment, handover: Handover, started: float,
-                      cold: bool) -> None:
-        remaining = handover.deadline_epoch_ms / 1000 - time.time()
-        if handover.done.wait(max(0.0, remaining)):
-            self._finished(environment, handover, started, cold)
-        else:
-            self._timed_out(environment, handover, started)
 
     def _finished(self, environment: ExecutionEnvironment, handover: Handover, started: float,
                   cold: bool) -> Invocation:

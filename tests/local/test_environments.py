@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,9 @@ def sleepy(event, context):
 def fail(event, context):
     raise ValueError("asked to fail")
 
+def slow_init_marker(event, context):
+    return "never"
+
 def project_library(event, context):
     import pydantic  # a dependency the artifact does not carry
     return "unreachable"
@@ -58,6 +62,8 @@ def runtime_python() -> Path:
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("artifact")
     (folder / "app.py").write_text(HANDLERS)
+    (folder / "slow_init.py").write_text("import time\ntime.sleep(3)\n\ndef handler(event, context):\n"
+                                         "    return {'after': 'init'}\n")
     (folder / "broken.py").write_text("import module_that_is_not_there\n\ndef handler(event, context):\n    return 1\n")
     return folder
 
@@ -194,6 +200,37 @@ def test_a_caller_that_stops_waiting_leaves_the_invocation_running_to_its_end(ru
     assert cut.cut and not cut.timed_out
     after = function.invoke({"seconds": 0})  # waits for the one environment, which finishes, not killed
     assert not after.failed and function.runner.describe()["cold_starts"] == 1
+
+
+def test_the_callers_wait_covers_the_cold_start_which_then_runs_on(run) -> None:
+    function = run("slow_init.handler", timeout_s=10.0, cap=1)
+    started = time.monotonic()
+    cut = function.invoke({}, wait_s=0.5)
+    assert cut.cut and time.monotonic() - started < 2.5  # not the 3 s the import takes
+    after = function.invoke({})  # waits for the one environment, which finishes its init and the cut invocation
+    assert after.payload == {"after": "init"}
+    assert function.runner.describe()["cold_starts"] == 1 and function.runner.describe()["invocations"] == 2
+
+
+def test_a_caller_that_stops_waiting_while_queued_drops_the_invocation(run) -> None:
+    function = run("app.sleepy", timeout_s=10.0, cap=1)
+    first = threading.Thread(target=lambda: function.invoke({"seconds": 1.5}))
+    first.start()
+    cut = function.invoke({"seconds": 0}, wait_s=0.3)  # the one environment is busy: queued, then given up
+    first.join(30)
+    assert cut.cut
+    assert function.runner.describe()["invocations"] == 1
+
+
+def test_a_functions_first_environment_starts_without_waiting_for_an_init_slot(runtime_python: Path, artifact: Path,
+                                                                              pools: list[EnvironmentPool]) -> None:
+    slots = InitSlots(1)
+    slots.in_use = 1  # every slot taken by other functions' cold starts
+    function = _function("app.describe")
+    function.runner = EnvironmentPool(function, Launch(runtime_python, artifact), {}, "us-east-1", 4, slots)
+    pools.append(function.runner)
+    assert not function.invoke({}, wait_s=20).failed
+    assert slots.in_use == 1
 
 
 def test_output_is_tagged_with_the_function_and_request_id(run, caplog: pytest.LogCaptureFixture) -> None:
