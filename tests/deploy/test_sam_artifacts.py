@@ -33,7 +33,7 @@ FUNCTIONS = sorted(
     logical_id for logical_id, resource in load_template(TEMPLATE)["Resources"].items()
     if resource["Type"] == "AWS::Serverless::Function"
 )
-NOT_LAMBDA_CODE = {"tests", "bench", "docs", "client_demo", ".venv", ".git", "deploy"}
+NOT_LAMBDA_CODE = {"tests", "bench", "docs", "client_demo", "taskcast_client", ".venv", ".git", "deploy"}
 API_KEY = "tc_artifact_test_key"
 TENANTS = {"acme": {"api_key": API_KEY, "webhook_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}}
 INVOKE_TIMEOUT_S = 60

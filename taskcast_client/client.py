@@ -28,7 +28,7 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-log = logging.getLogger("taskcast.client")
+log = logging.getLogger("taskcast_client")
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 CLIENT_PROBLEM_BASE = "https://taskcast.dev/problems/client"
