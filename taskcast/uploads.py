@@ -137,7 +137,7 @@ class UploadStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if aws.error_code(error) == "ConditionalCheckFailedException":
                 raise UploadExists(upload.id) from error
             raise
         return upload
