@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from taskcast.headers import header
 from taskcast.local.functions import FunctionRegistry, LocalFunction
-from taskcast.local.resolve import Resolver, local_id
+from taskcast.local.resolve import TemplateResolver, local_id
 from taskcast.local.template import resources_of_type
 
 IMPLICIT_API = "ServerlessRestApi"
@@ -82,7 +82,7 @@ def _authorizers(properties: dict[str, Any], functions: FunctionRegistry) -> dic
     return found
 
 
-def rest_apis(resolver: Resolver, functions: FunctionRegistry) -> list[RestApi]:
+def rest_apis(resolver: TemplateResolver, functions: FunctionRegistry) -> list[RestApi]:
     """Every REST API of the template with its routes (the implicit API too, when events use it)."""
     apis: dict[str, RestApi] = {}
     authorizers: dict[str, dict[str, Authorizer]] = {}
@@ -115,7 +115,7 @@ def rest_apis(resolver: Resolver, functions: FunctionRegistry) -> list[RestApi]:
     return list(apis.values())
 
 
-def _api_of(reference: Any, resolver: Resolver) -> str | None:
+def _api_of(reference: Any, resolver: TemplateResolver) -> str | None:
     """The logical id behind a resolved ``RestApiId`` (resolved Refs are local ids)."""
     if reference is None:
         return None

@@ -22,7 +22,7 @@ from taskcast.markers import Markers
 from taskcast.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, MetricsSink, default_metrics
 from taskcast.models import Task, now_iso, status_message
 from taskcast.tenants import Tenant
-from taskcast.urlguard import CallbackRefused, Resolver, check_callback_url, system_resolver
+from taskcast.urlguard import CallbackRefused, HostLookup, check_callback_url, system_lookup
 from taskcast.webhooks.format import signed_headers, webhook_body
 from taskcast.webhooks.policy import AttemptResult, Decision, decide, parse_retry_after
 from taskcast.webhooks.retry_queue import RetryQueue, WebhookJob
@@ -44,7 +44,7 @@ class WebhookSender:
         *,
         timeout_s: float,
         allow_loopback: bool,
-        resolve: Resolver = system_resolver,
+        resolve: HostLookup = system_lookup,
     ) -> None:
         self.timeout_s = timeout_s
         self.allow_loopback = allow_loopback

@@ -27,7 +27,7 @@ class ResolutionState:
     processed_stack_frames: list[str] = field(default_factory=list)
 
 
-class ConcurrentRestResolver(APIGatewayRestResolver):
+class ConcurrentRestRouter(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` whose per-request state lives in a ``ContextVar`` (one per thread)."""
 
     def __init__(self, **options: Any) -> None:
