@@ -71,7 +71,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def accept(self, body: bytes, headers: dict[str, str]) -> Delivery:
         payload = verify_webhook(self.key, body, headers)

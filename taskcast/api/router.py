@@ -54,7 +54,7 @@ class ConcurrentRestRouter(APIGatewayRestResolver):
     def current_event(self, value: BaseProxyEvent) -> None:
         self._state.event = value
 
-    @property  # type: ignore[override]
+    @property
     def lambda_context(self) -> Any:
         return self._state.lambda_context
 
@@ -62,7 +62,7 @@ class ConcurrentRestRouter(APIGatewayRestResolver):
     def lambda_context(self, value: Any) -> None:
         self._state.lambda_context = value
 
-    @property  # type: ignore[override]
+    @property
     def context(self) -> dict[str, Any]:
         return self._state.context
 
@@ -70,7 +70,7 @@ class ConcurrentRestRouter(APIGatewayRestResolver):
     def context(self, value: dict[str, Any]) -> None:
         self._state.context = value
 
-    @property  # type: ignore[override]
+    @property
     def processed_stack_frames(self) -> list[str]:
         return self._state.processed_stack_frames
 

@@ -182,7 +182,7 @@ class HttpGateway(HTTPService):
         """The answer to one API request, and the route's resource when one matched."""
         api, match = self._route(request)
         if match is None:
-            return api, None  # type: ignore[return-value] - api holds the answer here
+            return api, None  # type: ignore[return-value]  # api holds the answer here
         route = match.route
         headers = rest_api.forwarded_headers(request, self.port)
         authorizer_context: dict[str, Any] | None = None

@@ -61,7 +61,7 @@ class WebhookSender:
 
     def _session(self) -> requests.Session:
         # A session per thread: the fan-out pool sends concurrently.
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._manager.get_session()
             self._local.session = session
@@ -90,8 +90,9 @@ class WebhookSender:
         with response:
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        error = f"redirect to {response.headers.get('Location', '?')!r} not followed" if 300 <= status < 400 else None
-        return AttemptResult(status_code=status, error=error, retry_after_s=retry_after)
+        location = response.headers.get("Location", "?")
+        redirect = f"redirect to {location!r} not followed" if 300 <= status < 400 else None
+        return AttemptResult(status_code=status, error=redirect, retry_after_s=retry_after)
 
 
 def job_for(task: Task) -> WebhookJob | None:
