@@ -38,6 +38,7 @@ run: $(STAMP) $(SAM_STAMP)
 test: $(STAMP) $(SAM_STAMP) artifacts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""The webhook receiver of the benchmark: client_demo's verifying receiver on 127.0.0.1, with every
+"""The webhook receiver of the benchmark: the SDK's verifying receiver on 127.0.0.1, with every
 verified delivery's arrival time recorded and handed to the asyncio loop."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.clients import TERMINAL, Follow
-from client_demo.webhook_receiver import Delivery, WebhookReceiver
+from taskcast_client.webhook_receiver import Delivery, WebhookReceiver
 
 
 @dataclass(frozen=True)

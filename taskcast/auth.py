@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from taskcast import headers as headers_module
+
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     """A header's value, whatever its case (API Gateway keeps the client's casing)."""
-    wanted = name.lower()
-    for key, value in (headers or {}).items():
-        if key.lower() == wanted and isinstance(value, str):
-            return value
-    return None
+    value = headers_module.header(headers, name)
+    return value if isinstance(value, str) else None
 
 
 def bearer_token(authorization: str | None) -> str | None:

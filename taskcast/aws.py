@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 _lock = threading.Lock()
 
@@ -27,6 +29,22 @@ def _client(service: str, endpoint_url: str | None) -> Any:
 def client(service: str, endpoint_url: str | None = None) -> Any:
     """A shared client for ``service`` (``"dynamodb"``, ``"sqs"``, ``"lambda"``, ...)."""
     return _client(service, endpoint_url)
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a failed call (``"ConditionalCheckFailedException"``, ``"404"``, ...)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def query_items(dynamodb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item a DynamoDB Query answers, page after page."""
+    request = dict(request)
+    while True:
+        page = dynamodb.query(**request)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def reset_clients() -> None:

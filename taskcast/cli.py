@@ -23,8 +23,8 @@ READY_PREFIX = "TASKCAST_READY "
 # Subcommands that own their options: everything after the name is handed to the module's main(argv);
 # imported only when used, so `taskcast local` starts without loading the clients.
 DELEGATED: dict[str, tuple[str, str]] = {
-    "submit": ("taskcast.client_cli", "submit a task and follow it"),
-    "webhook-receiver": ("client_demo.webhook_receiver", "receive and verify webhooks"),
+    "submit": ("taskcast_client.client_cli", "submit a task and follow it"),
+    "webhook-receiver": ("taskcast_client.webhook_receiver", "receive and verify webhooks"),
     "redrive": ("taskcast.redrive", "move webhook jobs from the dead-letter queue back to the retry queue"),
     "cost": ("taskcast.cost_cli", "monthly AWS cost of polling versus push versus webhooks"),
 }

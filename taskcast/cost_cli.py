@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TextIO
+from typing import Any, TextIO
 
 from taskcast import cost
 
@@ -104,7 +104,7 @@ def markdown_table(s: cost.Scenario) -> str:
     return "\n".join(lines)
 
 
-def as_json(s: cost.Scenario) -> dict:
+def as_json(s: cost.Scenario) -> dict[str, Any]:
     return {
         "scenario": asdict(s),
         "region": cost.REGION,

@@ -51,17 +51,11 @@ class DeliveryLog:
 
     def list(self, task_id: str) -> list[dict[str, Any]]:
         """Every attempt for the task, oldest first."""
-        entries: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_attributes({":pk": task_id, ":prefix": PREFIX}),
             "ConsistentRead": True,
         }
-        while True:
-            page = self.client.query(**kwargs)
-            entries.extend(json.loads(from_attributes(item)["attempt_json"]) for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        entries = [json.loads(from_attributes(item)["attempt_json"]) for item in aws.query_items(self.client, kwargs)]
         return sorted(entries, key=lambda entry: (entry["at"], entry["version"], entry["attempt"]))

@@ -25,7 +25,7 @@ WEBHOOK = "WEBHOOK"
 
 
 def _conditional_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
 class Markers:

@@ -77,6 +77,6 @@ def presign_upload(s3: Any, bucket: str, upload: Upload, now: int) -> UploadTarg
 
 
 def presign_get(s3: Any, bucket: str, key: str, expires_in: int) -> str:
-    return s3.generate_presigned_url(
+    return str(s3.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=max(1, expires_in), HttpMethod="GET"
-    )
+    ))

@@ -118,8 +118,7 @@ def _history_item(task: Task) -> dict[str, Any]:
 
 
 def _is_conflict(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+    return aws.error_code(error) in {"ConditionalCheckFailedException", "TransactionCanceledException"}
 
 
 class TaskStore:
@@ -127,8 +126,6 @@ class TaskStore:
         self.table_name = table_name
         self.client = client or aws.client("dynamodb")
         self.retention_s = retention_s
-        # Reads made through this store, counted for benchmarks (reads per task by transport).
-        self.reads = 0
 
     def new_expiry(self) -> int:
         return int(time.time()) + self.retention_s
@@ -157,7 +154,6 @@ class TaskStore:
         return task
 
     def get(self, task_id: str, *, consistent: bool = True) -> Task | None:
-        self.reads += 1
         answer = self.client.get_item(
             TableName=self.table_name,
             Key=to_attributes({"pk": task_id, "sk": STATE}),
@@ -226,7 +222,6 @@ class TaskStore:
 
     def history(self, task_id: str, after_version: int = 0) -> list[dict[str, Any]]:
         """History entries with version > ``after_version``, oldest first."""
-        entries: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
@@ -239,10 +234,4 @@ class TaskStore:
             ),
             "ConsistentRead": True,
         }
-        while True:
-            self.reads += 1
-            page = self.client.query(**kwargs)
-            entries.extend(json.loads(from_attributes(item)["entry_json"]) for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return entries
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [json.loads(from_attributes(item)["entry_json"]) for item in aws.query_items(self.client, kwargs)]

@@ -111,7 +111,7 @@ class SubscriptionStore:
                 ExpressionAttributeValues={":after": {"N": str(after_version)}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if aws.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -172,9 +172,4 @@ class SubscriptionStore:
         # Whatever is left expires through the TTL; deleting subscriptions is best effort.
 
     def _query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self.client.query(**kwargs)
-            yield from page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return aws.query_items(self.client, kwargs)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from taskcast import aws
@@ -120,7 +121,7 @@ def handle_record(record: SQSRecord, deps: UploadEventDeps) -> None:
         on_object_created(created, deps)
 
 
-def handle_events(event: dict[str, Any], context: Any, deps: UploadEventDeps) -> dict[str, Any]:
+def handle_events(event: dict[str, Any], context: Any, deps: UploadEventDeps) -> PartialItemFailureResponse:
     processor = BatchProcessor(event_type=EventType.SQS)
     try:
         return process_partial_response(

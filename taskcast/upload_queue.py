@@ -28,7 +28,7 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if str(error.response.get("Error", {}).get("Code", "")) in {"404", "NoSuchKey", "NotFound"}:
+        if aws.error_code(error) in {"404", "NoSuchKey", "NotFound"}:
             return False
         raise
     return True

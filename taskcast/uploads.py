@@ -45,7 +45,7 @@ def result_key(tenant: str, task_id: str) -> str:
 def upload_id_of(job_input: Any) -> str | None:
     """The upload a task's input names (``{"upload_id": "..."}``), or None."""
     if isinstance(job_input, dict) and isinstance(job_input.get("upload_id"), str):
-        return job_input["upload_id"]
+        return str(job_input["upload_id"])
     return None
 
 
@@ -137,7 +137,7 @@ class UploadStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if aws.error_code(error) == "ConditionalCheckFailedException":
                 raise UploadExists(upload.id) from error
             raise
         return upload

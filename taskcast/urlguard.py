@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Iterable[str]]
+HostLookup = Callable[[str, int], Iterable[str]]
 
 MAX_URL_LENGTH = 2048
 
@@ -56,7 +56,7 @@ def address_refusal(ip: IPAddress, allow_loopback: bool = False) -> str | None:
     return None
 
 
-def system_resolver(host: str, port: int) -> list[str]:
+def system_lookup(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
@@ -65,7 +65,7 @@ def check_callback_url(
     url: str,
     *,
     allow_loopback: bool = False,
-    resolve: Resolver = system_resolver,
+    resolve: HostLookup = system_lookup,
 ) -> str:
     """Return ``url`` if it may be used as a callback; raise ``CallbackRefused`` saying why not.
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from taskcast.metrics import WORKER_FAILURES_HANDLED, MetricsSink, default_metrics
@@ -46,7 +47,7 @@ def handle_record(record: SQSRecord, store: TaskStore, metrics: MetricsSink) -> 
         metrics.count(WORKER_FAILURES_HANDLED, Cause="timeout" if failure.timed_out else "crash")
 
 
-def handle_failures(event: dict[str, Any], context: Any, deps: WorkerFailureDeps) -> dict[str, Any]:
+def handle_failures(event: dict[str, Any], context: Any, deps: WorkerFailureDeps) -> PartialItemFailureResponse:
     processor = BatchProcessor(event_type=EventType.SQS)
     try:
         return process_partial_response(

@@ -54,7 +54,8 @@ def parse_invocation_record(body: str) -> WorkerFailure:
         raise NotAnInvocationRecord("requestPayload.task_id is missing")
     response = record.get("responsePayload")
     response = response if isinstance(response, dict) else {"errorMessage": str(response or "")}
-    context = record.get("requestContext") if isinstance(record.get("requestContext"), dict) else {}
+    request_context = record.get("requestContext")
+    context: dict[str, Any] = request_context if isinstance(request_context, dict) else {}
     return WorkerFailure(
         task_id=task_id,
         condition=str(context.get("condition", "")),

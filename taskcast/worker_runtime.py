@@ -71,19 +71,9 @@ def not_json(error: Exception) -> dict[str, Any]:
     return job_error("job-failed", "The job failed", f"the job's result is not JSON: {error}")
 
 
-def result_refusal(result: Any, limit_bytes: int) -> dict[str, Any] | None:
-    """Why ``result`` cannot be stored inline, as an error; None when it can."""
-    try:
-        encoded = json.dumps(result).encode()
-    except (TypeError, ValueError) as error:
-        return not_json(error)
-    if len(encoded) > limit_bytes:
-        return job_error(
-            "result-too-large",
-            "Result too large",
-            f"the result is {len(encoded)} bytes; at most {limit_bytes} bytes are kept inline",
-        )
-    return None
+def too_large(size_bytes: int, limit_bytes: int) -> dict[str, Any]:
+    detail = f"the result is {size_bytes} bytes; at most {limit_bytes} bytes are kept inline"
+    return job_error("result-too-large", "Result too large", detail)
 
 
 def claim(task: Task) -> Task | None:
@@ -158,8 +148,7 @@ def result_outcome(task: Task, result: Any, deps: WorkerDeps) -> tuple[Status, d
     if not goes_to_s3(len(encoded), input_bytes, deps.inline_limit_bytes):
         return Status.SUCCEEDED, {"result": result}
     if deps.results is None:
-        detail = f"the result is {len(encoded)} bytes; at most {deps.inline_limit_bytes} bytes are kept inline"
-        return Status.FAILED, {"error": job_error("result-too-large", "Result too large", detail)}
+        return Status.FAILED, {"error": too_large(len(encoded), deps.inline_limit_bytes)}
     try:
         return Status.SUCCEEDED, {"result_ref": deps.results.put(task, encoded)}
     except Exception as error:  # noqa: BLE001 - any storage failure fails the task, with its cause

@@ -12,8 +12,8 @@ from taskcast.api.holds import RequestState, finish_hold
 from taskcast.api.openapi import register_openapi_route
 from taskcast.api.problems import error_response, problem_response, register_problem_handlers, unauthorized
 from taskcast.api.request_info import tenant_of
-from taskcast.api.resolver import ConcurrentRestResolver
 from taskcast.api.responses import to_proxy
+from taskcast.api.router import ConcurrentRestRouter
 from taskcast.api.routes_tasks import register_task_routes
 from taskcast.api.routes_uploads import register_upload_routes
 from taskcast.api.routing import RouteTable
@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/openapi.json"})
 
 
-def create_app() -> ConcurrentRestResolver:
-    app = ConcurrentRestResolver(enable_validation=True)
+def create_app() -> ConcurrentRestRouter:
+    app = ConcurrentRestRouter(enable_validation=True)
     routes = RouteTable(app)
     register_task_routes(app, routes)
     register_upload_routes(app, routes)
@@ -35,7 +35,7 @@ def create_app() -> ConcurrentRestResolver:
 
 
 @cache
-def shared_app() -> ConcurrentRestResolver:
+def shared_app() -> ConcurrentRestRouter:
     return create_app()
 
 

@@ -17,7 +17,7 @@ from taskcast.settings import Settings
 from taskcast.store import TaskStore
 from taskcast.upload_queue import DeadlineQueue
 from taskcast.uploads import UploadStore
-from taskcast.urlguard import Resolver, system_resolver
+from taskcast.urlguard import HostLookup, system_lookup
 
 WorkerInvoker = Callable[[str], None]
 
@@ -49,7 +49,7 @@ class ApiDeps:
     s3: Any
     deadlines: DeadlineQueue
     registry: JobRegistry = field(default_factory=lambda: default_registry)
-    resolve_host: Resolver = system_resolver
+    resolve_host: HostLookup = system_lookup
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
@@ -62,7 +62,7 @@ class ApiDeps:
         dynamodb: Any = None,
         invoke_worker: WorkerInvoker | None = None,
         registry: JobRegistry | None = None,
-        resolve_host: Resolver | None = None,
+        resolve_host: HostLookup | None = None,
         s3: Any = None,
         sqs: Any = None,
     ) -> ApiDeps:
@@ -77,5 +77,5 @@ class ApiDeps:
             s3=s3 or presigning_client(),
             deadlines=DeadlineQueue(settings.upload_events_queue_url, sqs),
             registry=registry or default_registry,
-            resolve_host=resolve_host or system_resolver,
+            resolve_host=resolve_host or system_lookup,
         )

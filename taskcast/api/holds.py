@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -40,7 +40,7 @@ class RequestState:
     hold: Hold | None = None
 
 
-def finish_hold(request_hold: Hold, deps: ApiDeps) -> Response:
+def finish_hold(request_hold: Hold, deps: ApiDeps) -> Response[Any]:
     task = hold(
         lambda: deps.store.get(request_hold.task.id),
         request_hold.done,

@@ -62,4 +62,4 @@ class IdempotentCreation:
         def create_once(request: dict[str, Any]) -> dict[str, str]:
             return {"task_id": create()}
 
-        return create_once(request={"tenant": tenant, "key": key, "body": body})["task_id"]
+        return str(create_once(request={"tenant": tenant, "key": key, "body": body})["task_id"])

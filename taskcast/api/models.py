@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskcast.deliveries import Outcome
+
 CALLBACK_URL_MAX = 2048
 # RFC 9110 media type: type "/" subtype, then optional "; name=value" parameters (token values only).
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
@@ -88,7 +90,7 @@ class DeliveryEntry(BaseModel):
     attempt: int
     status_code: int | None
     at: str
-    outcome: Literal["delivered", "retrying", "failed", "disabled"]
+    outcome: Outcome
     error: str | None = None
 
 

@@ -39,7 +39,7 @@ class ProblemError(Exception):
         self.headers = headers or {}
 
 
-def error_response(error: ProblemError) -> Response:
+def error_response(error: ProblemError) -> Response[Any]:
     return Response(
         status_code=error.status, content_type=PROBLEM_JSON, body=json.dumps(error.body), headers=error.headers
     )
@@ -47,7 +47,7 @@ def error_response(error: ProblemError) -> Response:
 
 def problem_response(
     status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
+) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=PROBLEM_JSON,
@@ -84,21 +84,21 @@ def describe_validation(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
 
 def register_problem_handlers(app: APIGatewayRestResolver, routes: RouteTable) -> None:
     @app.exception_handler(ProblemError)
-    def on_problem(error: ProblemError) -> Response:
+    def on_problem(error: ProblemError) -> Response[Any]:
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    def on_validation(error: RequestValidationError) -> Response:
+    def on_validation(error: RequestValidationError) -> Response[Any]:
         detail, listed = describe_validation(list(error.errors()))
         return problem_response(400, "invalid-request", "Invalid request", detail, errors=listed)
 
     @app.exception_handler(UnicodeDecodeError)
-    def on_undecodable(error: UnicodeDecodeError) -> Response:
+    def on_undecodable(error: UnicodeDecodeError) -> Response[Any]:
         # A body that is not UTF-8 fails while Powertools decodes it, before any validation runs.
         return problem_response(400, "invalid-request", "Invalid request", "The request body is not valid UTF-8 JSON.")
 
     @app.exception_handler(IdempotencyValidationError)
-    def on_key_reuse(error: IdempotencyValidationError) -> Response:
+    def on_key_reuse(error: IdempotencyValidationError) -> Response[Any]:
         return problem_response(
             422,
             "idempotency-key-reused",
@@ -107,7 +107,7 @@ def register_problem_handlers(app: APIGatewayRestResolver, routes: RouteTable) -
         )
 
     @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def on_key_in_progress(error: IdempotencyAlreadyInProgressError) -> Response:
+    def on_key_in_progress(error: IdempotencyAlreadyInProgressError) -> Response[Any]:
         return problem_response(
             409,
             "idempotency-key-in-progress",
@@ -117,7 +117,7 @@ def register_problem_handlers(app: APIGatewayRestResolver, routes: RouteTable) -
         )
 
     @app.not_found
-    def on_not_found(error: NotFoundError) -> Response:
+    def on_not_found(error: NotFoundError) -> Response[Any]:
         event = app.current_event
         allowed = routes.allowed_methods(event.path)
         if allowed:
@@ -131,6 +131,6 @@ def register_problem_handlers(app: APIGatewayRestResolver, routes: RouteTable) -
         return problem_response(404, "not-found", "Not found", f"There is no resource at {event.path}.")
 
     @app.exception_handler(Exception)
-    def on_unexpected(error: Exception) -> Response:
+    def on_unexpected(error: Exception) -> Response[Any]:
         logger.exception("unexpected error while handling a request")
         return problem_response(500, "internal-error", "Internal error", "The request failed on the server's side.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskcast.headers import header
+
 
 def tenant_of(event: dict[str, Any]) -> str | None:
     """The tenant the authorizer put in the request context, or None (a gateway without the authorizer)."""
@@ -14,9 +16,8 @@ def tenant_of(event: dict[str, Any]) -> str | None:
 
 def header_values(event: dict[str, Any], name: str) -> list[str]:
     """Every value of a request header, whatever its case, from ``multiValueHeaders`` or ``headers``."""
-    wanted = name.lower()
     for field in ("multiValueHeaders", "headers"):
-        for key, value in (event.get(field) or {}).items():
-            if key.lower() == wanted and value is not None:
-                return [value] if isinstance(value, str) else [str(item) for item in value]
+        value = header(event.get(field), name)
+        if value is not None:
+            return [value] if isinstance(value, str) else [str(item) for item in value]
     return []

@@ -29,14 +29,14 @@ def task_headers(task: Task, settings: Settings) -> dict[str, str]:
     return headers
 
 
-def accepted_response(task: Task, settings: Settings) -> Response:
+def accepted_response(task: Task, settings: Settings) -> Response[Any]:
     """202 for a created (or cancelled) task: where to look, and when."""
     headers = task_headers(task, settings)
     headers["Location"] = task_location(task.id)
     return Response(status_code=202, content_type=JSON, body=monitor(task, settings.websocket_url), headers=headers)
 
 
-def status_response(task: Task, settings: Settings) -> Response:
+def status_response(task: Task, settings: Settings) -> Response[Any]:
     """``GET /tasks/{id}``: 200 while it runs or once it failed; 303 to the result once it succeeded."""
     headers = task_headers(task, settings)
     status_code = 200
@@ -48,12 +48,12 @@ def status_response(task: Task, settings: Settings) -> Response:
     )
 
 
-def with_preference_applied(response: Response, seconds: float) -> Response:
+def with_preference_applied(response: Response[Any], seconds: float) -> Response[Any]:
     response.headers["Preference-Applied"] = f"wait={format_seconds(seconds)}"
     return response
 
 
-def to_proxy(response: Response) -> dict[str, Any]:
+def to_proxy(response: Response[Any]) -> dict[str, Any]:
     """A Powertools ``Response`` as an API Gateway REST proxy answer, in the shape Powertools itself returns."""
     body = response.body
     encoded = False

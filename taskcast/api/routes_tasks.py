@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -41,7 +41,7 @@ def cancel(task: Task) -> Task:
 
 def register_task_routes(app: APIGatewayRestResolver, routes: RouteTable) -> None:
     def deps() -> ApiDeps:
-        return app.context["deps"]
+        return cast(ApiDeps, app.context["deps"])
 
     def tenant() -> str:
         found = tenant_of(app.current_event.raw_event)

@@ -63,7 +63,7 @@ class JobContext:
         """Seconds left before Lambda stops this invocation (infinite outside Lambda)."""
         if self.lambda_context is None or not hasattr(self.lambda_context, "get_remaining_time_in_millis"):
             return math.inf
-        return self.lambda_context.get_remaining_time_in_millis() / 1000
+        return float(self.lambda_context.get_remaining_time_in_millis()) / 1000
 
     def open_upload(self, upload_id: str) -> UploadedObject:
         """The task's tenant's upload, checked against its declaration; read it with ``.chunks()``."""

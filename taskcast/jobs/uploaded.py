@@ -9,15 +9,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from taskcast import aws
 from taskcast.jobs.registry import JobFailed
 from taskcast.uploads import Upload, UploadStore, object_refusal
 
 CHUNK_BYTES = 256 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True)
@@ -35,9 +32,9 @@ class UploadedObject:
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=self.upload.key, IfMatch=self.etag)["Body"]
         except ClientError as error:
-            if _code(error) in {"412", "PreconditionFailed"}:
+            if aws.error_code(error) in {"412", "PreconditionFailed"}:
                 raise JobFailed("the uploaded object changed after it was checked", kind="upload-changed") from None
-            if _code(error) in _MISSING:
+            if aws.error_code(error) in _MISSING:
                 raise JobFailed("the uploaded object is gone", kind="upload-missing") from None
             raise
         try:
@@ -60,7 +57,7 @@ class UploadReader:
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=upload.key)
         except ClientError as error:
-            if _code(error) in _MISSING:
+            if aws.error_code(error) in _MISSING:
                 raise JobFailed(f"nothing was uploaded for upload {upload_id!r}", kind="upload-missing") from None
             raise
         size, content_type = int(head["ContentLength"]), head.get("ContentType") or ""

@@ -40,7 +40,7 @@ from typing import Any
 from taskcast.local.checkpoints import CheckpointStore
 from taskcast.local.filters import parse_filters, record_passes, sqs_view
 from taskcast.local.functions import FunctionRegistry, Invocation, LocalFunction
-from taskcast.local.resolve import Resolver
+from taskcast.local.resolve import TemplateResolver
 from taskcast.local.template import resources_of_type
 
 log = logging.getLogger("taskcast.local")
@@ -109,7 +109,7 @@ def _queue_mapping(function: LocalFunction, properties: dict[str, Any], queue_ar
 
 
 def event_source_mappings(
-    resolver: Resolver, functions: FunctionRegistry, queue_urls: dict[str, str]
+    resolver: TemplateResolver, functions: FunctionRegistry, queue_urls: dict[str, str]
 ) -> tuple[list[StreamMapping], list[QueueMapping]]:
     """The template's stream and queue mappings; ``queue_urls`` maps queue ARNs to their local URLs."""
     streams: list[StreamMapping] = []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from taskcast.local.invocations import Invocation, exception_error, throttled_error, timeout_error
-from taskcast.local.resolve import Resolver
+from taskcast.local.resolve import TemplateResolver
 
 __all__ = ["FunctionRegistry", "InProcessRunner", "Invocation", "LocalFunction", "exception_error",
            "function_specs", "merged_environment", "throttled_error", "timeout_error"]
@@ -150,7 +150,7 @@ class InProcessRunner:
         return Invocation(request_id, payload=outcome.get("payload"))
 
 
-def function_specs(resolver: Resolver) -> list[LocalFunction]:
+def function_specs(resolver: TemplateResolver) -> list[LocalFunction]:
     """Every function of the template, with Globals applied and intrinsics resolved."""
     template = resolver.template
     global_properties = resolver.resolve(((template.get("Globals") or {}).get("Function")) or {})

@@ -116,11 +116,9 @@ def dashboard_file(folder: Path, name: str) -> Path | None:
 
 
 def default_dashboard_folder() -> Path | None:
-    try:
-        import client_demo
-    except ImportError:
-        return None
-    return Path(client_demo.__file__).resolve().parent
+    # Found by path, not imported: the dashboard is files to serve, installed beside the taskcast package.
+    folder = Path(__file__).resolve().parents[2] / "client_demo"
+    return folder if folder.is_dir() else None
 
 
 class HttpGateway(HTTPService):
@@ -184,7 +182,7 @@ class HttpGateway(HTTPService):
         """The answer to one API request, and the route's resource when one matched."""
         api, match = self._route(request)
         if match is None:
-            return api, None  # type: ignore[return-value] - api holds the answer here
+            return api, None  # type: ignore[return-value]  # api holds the answer here
         route = match.route
         headers = rest_api.forwarded_headers(request, self.port)
         authorizer_context: dict[str, Any] | None = None

@@ -48,7 +48,7 @@ def local_id(logical_id: str, length: int = 10) -> str:
 
 
 @dataclass
-class Resolver:
+class TemplateResolver:
     """Resolves ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::Join``, ``Fn::Select``, ``Fn::Split``,
     ``Fn::If`` and ``Condition`` functions of one template to local values."""
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskcast.local.resolve import Resolver
+from taskcast.local.resolve import TemplateResolver
 from taskcast.local.template import dynamodb_create_table_args, resources_of_type
 
 # Queue properties that are SQS attributes of the same name (the redrive policy is set afterwards).
@@ -67,7 +67,7 @@ def redrive_policy(properties: dict[str, Any]) -> str | None:
     )
 
 
-def create_resources(resolver: Resolver, dynamodb: Any, sqs: Any, s3: Any) -> CreatedResources:
+def create_resources(resolver: TemplateResolver, dynamodb: Any, sqs: Any, s3: Any) -> CreatedResources:
     created = CreatedResources()
     template = resolver.template
     # Queues first: tables and functions may name them, and redrive targets must exist.
@@ -150,7 +150,7 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _properties_without(resolver: Resolver, logical_id: str, *names: str) -> dict[str, Any]:
+def _properties_without(resolver: TemplateResolver, logical_id: str, *names: str) -> dict[str, Any]:
     raw = dict(resolver.resources[logical_id].get("Properties") or {})
     for name in names:
         raw.pop(name, None)

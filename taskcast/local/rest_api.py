@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from taskcast.headers import header
 from taskcast.local.functions import FunctionRegistry, LocalFunction
-from taskcast.local.resolve import Resolver, local_id
+from taskcast.local.resolve import TemplateResolver, local_id
 from taskcast.local.template import resources_of_type
 
 IMPLICIT_API = "ServerlessRestApi"
@@ -81,7 +82,7 @@ def _authorizers(properties: dict[str, Any], functions: FunctionRegistry) -> dic
     return found
 
 
-def rest_apis(resolver: Resolver, functions: FunctionRegistry) -> list[RestApi]:
+def rest_apis(resolver: TemplateResolver, functions: FunctionRegistry) -> list[RestApi]:
     """Every REST API of the template with its routes (the implicit API too, when events use it)."""
     apis: dict[str, RestApi] = {}
     authorizers: dict[str, dict[str, Authorizer]] = {}
@@ -114,7 +115,7 @@ def rest_apis(resolver: Resolver, functions: FunctionRegistry) -> list[RestApi]:
     return list(apis.values())
 
 
-def _api_of(reference: Any, resolver: Resolver) -> str | None:
+def _api_of(reference: Any, resolver: TemplateResolver) -> str | None:
     """The logical id behind a resolved ``RestApiId`` (resolved Refs are local ids)."""
     if reference is None:
         return None
@@ -208,16 +209,8 @@ def _single_and_multi(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str] 
     return (single or None), (multi or None)
 
 
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers:
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def request_context(api: RestApi, request: HttpRequest, resource: str, account_id: str) -> dict[str, Any]:
-    host = _header(request.headers, "Host") or "127.0.0.1"
+    host = header(request.headers, "Host") or "127.0.0.1"
     return {
         "accountId": account_id,
         "apiId": api.api_id,
@@ -236,7 +229,7 @@ def request_context(api: RestApi, request: HttpRequest, resource: str, account_i
             "principalOrgId": None,
             "sourceIp": request.source_ip,
             "user": None,
-            "userAgent": _header(request.headers, "User-Agent"),
+            "userAgent": header(request.headers, "User-Agent"),
             "userArn": None,
         },
         "path": f"/{api.stage}{request.path}",
@@ -307,7 +300,7 @@ def authorizer_event(
 ) -> dict[str, Any]:
     arn = method_arn(api, request.method, request.path, region, account_id)
     if authorizer.payload_type == "TOKEN":
-        token = _header(headers, authorizer.token_header) or ""
+        token = header(headers, authorizer.token_header) or ""
         return {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
     single_headers, multi_headers = _single_and_multi(headers)
     single_query, multi_query = _single_and_multi(parse_qsl(request.query, keep_blank_values=True))
@@ -330,12 +323,12 @@ def authorizer_event(
 def identity_values(authorizer: Authorizer, request: HttpRequest) -> tuple[str, ...] | None:
     """The identity sources' values, or None when one is missing (API Gateway answers 401 unasked)."""
     if authorizer.payload_type == "TOKEN":
-        token = _header(request.headers, authorizer.token_header)
+        token = header(request.headers, authorizer.token_header)
         return (token,) if token else None
     query = dict(parse_qsl(request.query, keep_blank_values=True))
     values: list[str] = []
     for name in authorizer.identity_headers:
-        value = _header(request.headers, name)
+        value = header(request.headers, name)
         if not value:
             return None
         values.append(value)

@@ -36,7 +36,7 @@ from taskcast.local.event_sources import QueuePoller, StreamPoller, event_source
 from taskcast.local.functions import FunctionRegistry, function_specs, merged_environment
 from taskcast.local.http_gateway import INTEGRATION_TIMEOUT_S, MAX_PAYLOAD_BYTES, HttpGateway
 from taskcast.local.lambda_api import LambdaApi
-from taskcast.local.resolve import DEFAULT_REGION, Resolver
+from taskcast.local.resolve import DEFAULT_REGION, TemplateResolver
 from taskcast.local.resources import CreatedResources, create_resources
 from taskcast.local.rest_api import rest_apis
 from taskcast.local.s3_front import S3Front
@@ -163,7 +163,7 @@ class LocalStack:
         self.config = replace(config or LocalConfig.from_env(), **overrides)
         self.tenants: dict[str, dict[str, str]] = {}
         self.tenants_generated = False
-        self.resolver: Resolver | None = None
+        self.resolver: TemplateResolver | None = None
         self.resources = CreatedResources()
         self.functions = FunctionRegistry([])
         self.environment: dict[str, str] = {}
@@ -241,7 +241,7 @@ class LocalStack:
         self._env.set(aws_environment(self.moto.url, s3_url=self.s3_url, region=config.region))
         aws.reset_clients()
 
-        resolver = Resolver(template, stack_name=config.stack_name, region=config.region,
+        resolver = TemplateResolver(template, stack_name=config.stack_name, region=config.region,
                             parameters=dict(config.parameters))
         self.resolver = resolver
         self.resources = create_resources(resolver, self.client("dynamodb"), self.client("sqs"), self.client("s3"))
@@ -303,7 +303,7 @@ class LocalStack:
             self.tenants = generate_dev_tenant()
             self.tenants_generated = True
 
-    def _websocket_api(self, resolver: Resolver) -> WebSocketApi:
+    def _websocket_api(self, resolver: TemplateResolver) -> WebSocketApi:
         apis = websocket_apis(resolver, self.functions)
         if len(apis) > 1:
             log.warning("the template declares %d WebSocket APIs; only %s is served", len(apis), apis[0].logical_id)
@@ -369,7 +369,7 @@ class LocalStack:
                 log.warning("%s: handler %s cannot be imported yet (%s: %s)", function.logical_id,
                             function.handler_path, type(error).__name__, error)
 
-    def _start_pollers(self, resolver: Resolver, sqs: Any) -> None:
+    def _start_pollers(self, resolver: TemplateResolver, sqs: Any) -> None:
         queue_urls = {arn: self.resources.queues[logical_id] for logical_id, arn in self.resources.queue_arns.items()}
         streams, queues = event_source_mappings(resolver, self.functions, queue_urls)
         if self.config.state_dir:

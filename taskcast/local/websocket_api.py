@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskcast.local.functions import FunctionRegistry, LocalFunction
-from taskcast.local.resolve import Resolver, local_id
+from taskcast.local.resolve import TemplateResolver, local_id
 from taskcast.local.template import resources_of_type
 
 CONNECT, DISCONNECT, DEFAULT = "$connect", "$disconnect", "$default"
@@ -41,7 +41,7 @@ class WebSocketApi:
     routes: dict[str, WebSocketRoute] = field(default_factory=dict)
 
 
-def websocket_apis(resolver: Resolver, functions: FunctionRegistry) -> list[WebSocketApi]:
+def websocket_apis(resolver: TemplateResolver, functions: FunctionRegistry) -> list[WebSocketApi]:
     template = resolver.template
     by_local_id: dict[str, str] = {local_id(logical_id): logical_id for logical_id in template.get("Resources") or {}}
     apis: dict[str, WebSocketApi] = {}
@@ -75,7 +75,7 @@ def websocket_apis(resolver: Resolver, functions: FunctionRegistry) -> list[WebS
 
 
 def _target_function(
-    target: Any, resolver: Resolver, functions: FunctionRegistry, by_local_id: dict[str, str]
+    target: Any, resolver: TemplateResolver, functions: FunctionRegistry, by_local_id: dict[str, str]
 ) -> LocalFunction | None:
     if not isinstance(target, str) or not target.startswith("integrations/"):
         return None
@@ -86,7 +86,7 @@ def _target_function(
     return functions.function_for_arn_reference(str(uri))
 
 
-def _authorizer(logical_id: str, resolver: Resolver, functions: FunctionRegistry) -> WebSocketAuthorizer | None:
+def _authorizer(logical_id: str, resolver: TemplateResolver, functions: FunctionRegistry) -> WebSocketAuthorizer | None:
     properties = resolver.properties(logical_id)
     function = functions.function_for_arn_reference(str(properties.get("AuthorizerUri", "")))
     if function is None:

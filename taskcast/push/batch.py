@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -97,7 +98,7 @@ class Batch:
 
 
 def _webhook_deadline(context: Any, push: PushDeps) -> float | None:
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    remaining_ms: Callable[[], float] | None = getattr(context, "get_remaining_time_in_millis", None)
     if remaining_ms is None:
         return None
     budget = remaining_ms() / 1000 - push.settings.webhook_timeout_s - _DEADLINE_MARGIN_S
@@ -120,7 +121,7 @@ def _handle_batch(event: dict[str, Any], context: Any, push: PushDeps) -> dict[s
     finally:
         late = batch.finish()
     if late:
-        failures = list(response.get("batchItemFailures", []))
+        failures = list(cast(list[dict[str, str]], response.get("batchItemFailures", [])))
         known = {failure["itemIdentifier"] for failure in failures}
         failures.extend({"itemIdentifier": number} for number in late if number not in known)
         response["batchItemFailures"] = failures

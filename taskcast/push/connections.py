@@ -24,6 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from taskcast.aws import error_code
 from taskcast.metrics import NO_METRICS, WEBSOCKET_POST_RETRIES, MetricsSink
 
 T = TypeVar("T")
@@ -56,16 +57,12 @@ def backoff_delays(
     return [rand() * min(cap_s, base_s * 2**retry) for retry in range(max(0, attempts - 1))]
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _http_status(error: ClientError) -> int:
     return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
 def is_gone(error: Exception) -> bool:
-    return isinstance(error, ClientError) and (_error_code(error) == "GoneException" or _http_status(error) == 410)
+    return isinstance(error, ClientError) and (error_code(error) == "GoneException" or _http_status(error) == 410)
 
 
 def is_retryable(error: Exception) -> bool:
@@ -73,7 +70,7 @@ def is_retryable(error: Exception) -> bool:
         return True
     if isinstance(error, ClientError):
         status = _http_status(error)
-        return _error_code(error) in _RETRYABLE_CODES or status == 429 or status >= 500
+        return error_code(error) in _RETRYABLE_CODES or status == 429 or status >= 500
     return False
 
 
@@ -151,5 +148,5 @@ class ConnectionPoster:
 
 def _describe(error: Exception) -> str:
     if isinstance(error, ClientError):
-        return f"{_error_code(error) or 'error'} (HTTP {_http_status(error)})"
+        return f"{error_code(error) or 'error'} (HTTP {_http_status(error)})"
     return type(error).__name__

@@ -22,7 +22,7 @@ from taskcast.markers import Markers
 from taskcast.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, MetricsSink, default_metrics
 from taskcast.models import Task, now_iso, status_message
 from taskcast.tenants import Tenant
-from taskcast.urlguard import CallbackRefused, Resolver, check_callback_url, system_resolver
+from taskcast.urlguard import CallbackRefused, HostLookup, check_callback_url, system_lookup
 from taskcast.webhooks.format import signed_headers, webhook_body
 from taskcast.webhooks.policy import AttemptResult, Decision, decide, parse_retry_after
 from taskcast.webhooks.retry_queue import RetryQueue, WebhookJob
@@ -44,7 +44,7 @@ class WebhookSender:
         *,
         timeout_s: float,
         allow_loopback: bool,
-        resolve: Resolver = system_resolver,
+        resolve: HostLookup = system_lookup,
     ) -> None:
         self.timeout_s = timeout_s
         self.allow_loopback = allow_loopback
@@ -61,7 +61,7 @@ class WebhookSender:
 
     def _session(self) -> requests.Session:
         # A session per thread: the fan-out pool sends concurrently.
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._manager.get_session()
             self._local.session = session
@@ -90,8 +90,9 @@ class WebhookSender:
         with response:
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        error = f"redirect to {response.headers.get('Location', '?')!r} not followed" if 300 <= status < 400 else None
-        return AttemptResult(status_code=status, error=error, retry_after_s=retry_after)
+        location = response.headers.get("Location", "?")
+        redirect = f"redirect to {location!r} not followed" if 300 <= status < 400 else None
+        return AttemptResult(status_code=status, error=redirect, retry_after_s=retry_after)
 
 
 def job_for(task: Task) -> WebhookJob | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcast import aws
+from taskcast.webhooks.format import webhook_id
 from taskcast.webhooks.policy import sqs_delay
 
 
@@ -33,7 +34,7 @@ class WebhookJob:
 
     @property
     def webhook_id(self) -> str:
-        return f"{self.task_id}.{self.version}"
+        return webhook_id(self.task_id, self.version)
 
     def next_attempt(self, delay_s: float, now: float) -> WebhookJob:
         return dataclasses.replace(self, attempt=self.attempt + 1, not_before=now + delay_s)

@@ -37,7 +37,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from taskcast.local.testing import RunningStack, running_stack
 from tests.chaos.poison import is_poison
-from tests.chaos.receiver import FAULTS, FlakyReceiver
+from tests.chaos.receiver import FAULTS, flaky_receiver
+from tests.support.webhook_receiver import WebhookReceiver
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 TENANT = {"chaos": {"api_key": "key-chaos-3141592653", "webhook_secret": "whsec_" + "Y2hhb3Mtc2VjcmV0LTI3MTgyODE4Mjg="}}
@@ -201,14 +202,15 @@ def _check_client(log: ClientLog, report: ChaosReport) -> dict[int, dict[str, An
     return seen
 
 
-def _check(logs: list[ClientLog], receiver: FlakyReceiver, report: ChaosReport, config: ChaosConfig) -> None:
+def _check(logs: list[ClientLog], receiver: WebhookReceiver, report: ChaosReport, config: ChaosConfig) -> None:
     hits_by_task: dict[str, list[Any]] = {}
-    for hit in receiver.hits:
-        hits_by_task.setdefault(hit.task_id, []).append(hit)
-    report.webhook_requests = len(receiver.hits)
-    report.webhook_faults = dict(Counter(hit.outcome for hit in receiver.hits if hit.outcome in FAULTS))
-    report.webhook_retries = len(receiver.hits) - len({hit.webhook_id for hit in receiver.hits})
-    report.webhook_unverified = sum(not hit.verified for hit in receiver.hits)
+    hits = receiver.requests_for(None)
+    for hit in hits:
+        hits_by_task.setdefault(str(hit.data.get("task_id", "")), []).append(hit)
+    report.webhook_requests = len(hits)
+    report.webhook_faults = dict(Counter(hit.answer.kind for hit in hits if hit.answer.kind in FAULTS))
+    report.webhook_retries = len(hits) - len({hit.webhook_id for hit in hits})
+    report.webhook_unverified = sum(not hit.verified for hit in hits)
     if report.webhook_unverified:
         report.violations.append(f"{report.webhook_unverified} webhooks did not verify")
     for log in logs:
@@ -236,7 +238,7 @@ def _check_webhooks(task_id: str, last: int, terminal: dict[str, Any], hits: lis
     for hit in hits:
         if hit.webhook_id != f"{task_id}.{hit.version}":
             report.violations.append(f"{task_id}: webhook-id {hit.webhook_id} for version {hit.version}")
-        if hit.outcome != "ok":
+        if hit.answer.kind != "ok":
             continue
         if hit.webhook_id in delivered:
             report.webhook_duplicates += 1
@@ -279,7 +281,7 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
         "TASKCAST_WEBHOOK_TIMEOUT": str(config.webhook_timeout_s),
     }
     with tempfile.TemporaryDirectory(prefix="taskcast-chaos-") as folder, \
-            FlakyReceiver(tenant["webhook_secret"], config.fault_rate, config.webhook_timeout_s + 1.0, config.seed,
+            flaky_receiver(tenant["webhook_secret"], config.fault_rate, config.webhook_timeout_s + 1.0, config.seed,
                           config.max_faults_per_id) as receiver:
         environment["TASKCAST_LOCAL_STATE_DIR"] = folder
         site = poison_site(Path(folder), config.poison_percent)
@@ -297,7 +299,7 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
 
             def one(index: int) -> ClientLog:
                 created.release()
-                return _follow(stack, tenant["api_key"], receiver.url, drops[index], config)
+                return _follow(stack, tenant["api_key"], receiver.url(), drops[index], config)
 
             with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="chaos-client") as pool:
                 logs = list(pool.map(one, range(config.tasks)))
@@ -309,11 +311,11 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
                       for log in logs}
 
             def settled(hits: list[Any]) -> bool:
-                ok = {hit.webhook_id for hit in hits if hit.outcome == "ok"}
+                ok = {hit.webhook_id for hit in hits if hit.answer.kind == "ok"}
                 return all(f"{task_id}.{version}" in ok for task_id in ids
                            for version in range(1, finals.get(task_id, 0) + 1))
 
-            receiver.wait_until(settled, config.settle_timeout_s)
+            receiver.wait_until(settled, None, config.settle_timeout_s)
             report.webhook_dead_lettered = _dead_letters(stack)
             report.stream_positions.append(_position(Path(folder)))
             report.poison_raised = stack.output().count("injected poison record")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from taskcast.client import TaskcastClient
+from taskcast_client.client import TaskcastClient
 from tests.clients.fake_taskcast import API_KEY, FakeTaskcast
 
 

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from taskcast import client as client_module
-from taskcast.client import (
+from taskcast_client import client as client_module
+from taskcast_client.client import (
     TaskcastClient,
     TaskcastError,
     TaskcastUnreachable,

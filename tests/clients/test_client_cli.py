@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from taskcast.client_cli import ProgressLine, main, render_progress
+from taskcast_client.client_cli import ProgressLine, main, render_progress
 from tests.clients.fake_taskcast import API_KEY, FakeTaskcast
 
 
@@ -143,7 +143,7 @@ def test_a_timeout_exits_1(target: list[str]) -> None:
 def test_as_a_real_process(fake: FakeTaskcast) -> None:
     env = {**os.environ, "TASKCAST_URL": fake.http_url, "TASKCAST_API_KEY": API_KEY}
     finished = subprocess.run(
-        [sys.executable, "-m", "taskcast.client_cli", "sleep", "--input", '{"seconds": 1}', "--wait"],
+        [sys.executable, "-m", "taskcast_client.client_cli", "sleep", "--input", '{"seconds": 1}', "--wait"],
         env=env, capture_output=True, text=True, timeout=60,
     )
 

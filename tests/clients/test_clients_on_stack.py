@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from client_demo.webhook_receiver import Delivery, WebhookReceiver
-from taskcast.client import TaskcastClient
+from taskcast_client.client import TaskcastClient
+from taskcast_client.webhook_receiver import Delivery, WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 

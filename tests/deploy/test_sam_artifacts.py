@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from taskcast.local.artifacts import BuiltArtifacts, build_artifacts
-from taskcast.local.resolve import Resolver
+from taskcast.local.resolve import TemplateResolver
 from taskcast.local.resources import create_resources
 from taskcast.local.runtime_env import lambda_runtime_python
 from taskcast.local.services import FAKE_CREDENTIALS, MotoService, aws_environment
@@ -33,7 +33,7 @@ FUNCTIONS = sorted(
     logical_id for logical_id, resource in load_template(TEMPLATE)["Resources"].items()
     if resource["Type"] == "AWS::Serverless::Function"
 )
-NOT_LAMBDA_CODE = {"tests", "bench", "docs", "client_demo", ".venv", ".git", "deploy"}
+NOT_LAMBDA_CODE = {"tests", "bench", "docs", "client_demo", "taskcast_client", ".venv", ".git", "deploy"}
 API_KEY = "tc_artifact_test_key"
 TENANTS = {"acme": {"api_key": API_KEY, "webhook_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}}
 INVOKE_TIMEOUT_S = 60
@@ -101,9 +101,9 @@ def moto() -> Iterator[MotoService]:
 
 
 @pytest.fixture(scope="module")
-def resolver(moto: MotoService) -> Resolver:
+def resolver(moto: MotoService) -> TemplateResolver:
     """The template's tables, queues and bucket created in moto, and the resolver that names them."""
-    resolver = Resolver(load_template(TEMPLATE))
+    resolver = TemplateResolver(load_template(TEMPLATE))
     clients = {
         service: boto3.client(service, endpoint_url=moto.url, region_name="us-east-1", **_boto_credentials())
         for service in ("dynamodb", "sqs", "s3")
@@ -120,7 +120,7 @@ def _boto_credentials() -> dict[str, str]:
     }
 
 
-def function_environment(resolver: Resolver, logical_id: str, moto_url: str) -> dict[str, str]:
+def function_environment(resolver: TemplateResolver, logical_id: str, moto_url: str) -> dict[str, str]:
     """What Lambda would set: Globals + the function's variables (resolved locally), AWS pointed at moto,
     and nothing from this test process (no project venv, no PYTHONPATH of ours)."""
     template = resolver.template
@@ -186,7 +186,7 @@ def test_artifacts_hold_lambda_code_and_dependencies_only(built: BuiltArtifacts)
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
 def test_handler_imports_from_its_artifact_alone(built: BuiltArtifacts, runtime_python: Path, logical_id: str,
                                                  tmp_path: Path) -> None:
-    environment = function_environment(Resolver(load_template(TEMPLATE)), logical_id, "http://127.0.0.1:9")
+    environment = function_environment(TemplateResolver(load_template(TEMPLATE)), logical_id, "http://127.0.0.1:9")
     origins = run_handler(built, runtime_python, logical_id, None, environment, tmp_path)["origins"]
     artifact = built.functions[logical_id]
     assert origins["taskcast"].startswith(str(artifact.code_dir)), origins
@@ -244,7 +244,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[dict[str, Any]], bool]]] = {
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
 def test_function_answers_a_recorded_event(built: BuiltArtifacts, runtime_python: Path, moto: MotoService,
-                                           resolver: Resolver, logical_id: str, tmp_path: Path) -> None:
+                                           resolver: TemplateResolver, logical_id: str, tmp_path: Path) -> None:
     assert logical_id in CASES, f"{logical_id}: add a recorded event and the answer it must give to CASES"
     make_event, expected = CASES[logical_id]
     answer = run_handler(built, runtime_python, logical_id, make_event(),

@@ -9,13 +9,13 @@ import requests
 
 from tests.conftest import TENANTS
 from tests.e2e.conftest import Api, receive_json, statuses_until_terminal
-from tests.e2e.support.receiver import VerifyingReceiver
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 def test_every_version_is_pushed_over_websocket_and_as_verified_webhooks(api: Api, websocket) -> None:
     secret = TENANTS["acme"]["webhook_secret"]
-    with VerifyingReceiver(secret) as receiver:
-        task = api.create("sleep", {"seconds": 1, "steps": 3}, callback_url=receiver.url)
+    with WebhookReceiver(secret) as receiver:
+        task = api.create("sleep", {"seconds": 1, "steps": 3}, callback_url=receiver.url())
         connection = websocket()
         connection.send(json.dumps({"action": "subscribe", "task_id": task["id"], "since_version": 0}))
 
@@ -27,11 +27,11 @@ def test_every_version_is_pushed_over_websocket_and_as_verified_webhooks(api: Ap
         assert pushed[-1]["status"] == "SUCCEEDED" and pushed[-1]["progress"] == 100
         assert len(pushed) >= 4  # PENDING, RUNNING, at least one progress step, SUCCEEDED
 
+        received = receiver.wait_for(lambda hooks: len({hook.version for hook in hooks}) >= len(pushed), timeout=15)
+        receiver.assert_all_verified()  # every delivery verified with standardwebhooks on arrival
         hooks: dict[int, tuple[dict, dict]] = {}
-        while len(hooks) < len(pushed):
-            payload, headers = receiver.take()
-            hooks.setdefault(payload["data"]["version"], (payload, headers))
-        assert receiver.rejected == []  # every delivery verified with standardwebhooks on arrival
+        for hook in received:
+            hooks.setdefault(hook.version, (hook.payload, hook.headers))
     for message in pushed:
         payload, headers = hooks[message["version"]]
         assert payload["type"] == "task.status"

@@ -15,9 +15,9 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from taskcast.client import TaskcastClient
-from taskcast.client_cli import main as submit_main
 from taskcast.local.testing import RunningStack
+from taskcast_client.client import TaskcastClient
+from taskcast_client.client_cli import main as submit_main
 from tests.conftest import TENANTS
 from tests.e2e.conftest import Api, statuses_until_terminal
 

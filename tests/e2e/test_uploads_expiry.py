@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from taskcast.client import TaskcastClient
 from taskcast.local.testing import RunningStack, running_stack
+from taskcast_client.client import TaskcastClient
 from tests.conftest import TENANTS
 from tests.e2e.conftest import Api, statuses_until_terminal
 

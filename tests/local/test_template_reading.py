@@ -6,18 +6,18 @@ import pytest
 
 from taskcast.local.event_sources import event_source_mappings
 from taskcast.local.functions import FunctionRegistry, function_specs, merged_environment
-from taskcast.local.resolve import Resolver, TemplateError, kebab
+from taskcast.local.resolve import TemplateError, TemplateResolver, kebab
 from taskcast.local.rest_api import rest_apis
 from taskcast.local.template import load_template
 from taskcast.local.websocket_api import CONNECT, websocket_apis
 
 
 @pytest.fixture(scope="module")
-def resolver() -> Resolver:
-    return Resolver(load_template())
+def resolver() -> TemplateResolver:
+    return TemplateResolver(load_template())
 
 
-def test_local_names_drop_the_type_suffix_and_match_the_settings_defaults(resolver: Resolver) -> None:
+def test_local_names_drop_the_type_suffix_and_match_the_settings_defaults(resolver: TemplateResolver) -> None:
     assert resolver.physical_name("TasksTable") == "taskcast-tasks"
     assert resolver.physical_name("SubscriptionsTable") == "taskcast-subscriptions"
     assert resolver.physical_name("WorkerFunction") == "taskcast-worker"
@@ -26,7 +26,7 @@ def test_local_names_drop_the_type_suffix_and_match_the_settings_defaults(resolv
     assert kebab("RestAPIFunction") == "rest-api-function"
 
 
-def test_ref_and_getatt_answer_what_cloudformation_would(resolver: Resolver) -> None:
+def test_ref_and_getatt_answer_what_cloudformation_would(resolver: TemplateResolver) -> None:
     assert resolver.resolve({"Ref": "AWS::Region"}) == "us-east-1"
     assert resolver.resolve({"Ref": "StageName"}) == "prod"
     assert resolver.resolve({"Ref": "TenantsSecretArn"}) == ""  # no default: empty locally
@@ -38,14 +38,14 @@ def test_ref_and_getatt_answer_what_cloudformation_would(resolver: Resolver) -> 
 
 
 def test_recorded_attributes_win_once_resources_exist() -> None:
-    resolver = Resolver(load_template())
+    resolver = TemplateResolver(load_template())
     resolver.set_attribute("WebhookRetryQueue", "QueueUrl", "http://127.0.0.1:5000/123456789012/taskcast-webhook-retry")
     resolver.set_attribute("TasksTable", "StreamArn", "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024")
     assert resolver.resolve({"Ref": "WebhookRetryQueue"}).startswith("http://127.0.0.1:5000/")
     assert resolver.resolve({"Fn::GetAtt": ["TasksTable", "StreamArn"]}).endswith("/stream/2024")
 
 
-def test_sub_resolves_pseudo_parameters_attributes_literals_and_variables(resolver: Resolver) -> None:
+def test_sub_resolves_pseudo_parameters_attributes_literals_and_variables(resolver: TemplateResolver) -> None:
     text = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${WorkerFunction}/${!Keep}"
     expected = "arn:aws:lambda:us-east-1:123456789012:function:taskcast-worker/${Keep}"
     assert resolver.resolve({"Fn::Sub": text}) == expected
@@ -61,22 +61,22 @@ def test_join_select_split_and_conditions() -> None:
                        "NotDev": {"Fn::Not": [{"Condition": "IsDev"}]}},
         "Resources": {},
     }
-    resolver = Resolver(template)
+    resolver = TemplateResolver(template)
     assert resolver.resolve({"Fn::Join": ["-", ["a", {"Ref": "Env"}]]}) == "a-dev"
     assert resolver.resolve({"Fn::Select": [1, {"Fn::Split": [",", "x,y,z"]}]}) == "y"
     assert resolver.resolve({"Fn::If": ["IsDev", "yes", "no"]}) == "yes"
-    assert Resolver(template, parameters={"Env": "prod"}).resolve({"Fn::If": ["NotDev", "yes", "no"]}) == "yes"
+    assert TemplateResolver(template, parameters={"Env": "prod"}).resolve({"Fn::If": ["NotDev", "yes", "no"]}) == "yes"
     assert resolver.resolve(["a", {"Ref": "AWS::NoValue"}]) == ["a"]
 
 
-def test_unknown_references_are_clear_errors(resolver: Resolver) -> None:
+def test_unknown_references_are_clear_errors(resolver: TemplateResolver) -> None:
     with pytest.raises(TemplateError, match="Nope"):
         resolver.resolve({"Ref": "Nope"})
     with pytest.raises(TemplateError, match="Fn::ImportValue"):
         resolver.resolve({"Fn::ImportValue": "x"})
 
 
-def test_functions_get_globals_and_their_own_settings(resolver: Resolver) -> None:
+def test_functions_get_globals_and_their_own_settings(resolver: TemplateResolver) -> None:
     functions = {function.logical_id: function for function in function_specs(resolver)}
     assert set(functions) == {
         "RestAuthorizerFunction", "RestFunction", "WorkerFunction", "WorkerFailureFunction",
@@ -93,7 +93,7 @@ def test_functions_get_globals_and_their_own_settings(resolver: Resolver) -> Non
     assert conflicts == [] and environment["POWERTOOLS_SERVICE_NAME"] == "taskcast"
 
 
-def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: Resolver) -> None:
+def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: TemplateResolver) -> None:
     functions = FunctionRegistry(function_specs(resolver))
     (api,) = rest_apis(resolver, functions)
     routes = {(route.method, route.resource): route for route in api.routes}
@@ -110,7 +110,7 @@ def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: Resolver
     assert api.stage == "prod" and set(api.gateway_responses) == {"UNAUTHORIZED", "ACCESS_DENIED"}
 
 
-def test_websocket_routes_integrations_and_the_connect_authorizer(resolver: Resolver) -> None:
+def test_websocket_routes_integrations_and_the_connect_authorizer(resolver: TemplateResolver) -> None:
     functions = FunctionRegistry(function_specs(resolver))
     (api,) = websocket_apis(resolver, functions)
     assert set(api.routes) == {"$connect", "$disconnect", "$default", "subscribe", "unsubscribe", "ping"}
@@ -121,7 +121,7 @@ def test_websocket_routes_integrations_and_the_connect_authorizer(resolver: Reso
     assert api.stage == "prod" and api.selection_expression == "$request.body.action"
 
 
-def test_event_source_mappings_keep_the_templates_settings(resolver: Resolver) -> None:
+def test_event_source_mappings_keep_the_templates_settings(resolver: TemplateResolver) -> None:
     resolver.set_attribute("TasksTable", "StreamArn", "arn:stream")
     functions = FunctionRegistry(function_specs(resolver))
     queue_urls = {resolver.arn(name): f"http://q/{name}" for name in ("WorkerFailureQueue", "WebhookRetryQueue")}

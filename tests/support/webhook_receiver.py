@@ -1,36 +1,49 @@
-"""A real webhook receiver on 127.0.0.1 that verifies EVERY request with ``standardwebhooks``.
+"""The webhook receiver of the tests: a real server on 127.0.0.1 that verifies EVERY request with
+``standardwebhooks`` (the library the contract names), records it, and answers as its policy says.
 
 Each request is checked with ``Webhook(secret).verify(body, headers)`` for every secret given (so a
 rotation test can require both the old and the new secret to verify); a request that does not verify is
 recorded in ``failures`` — tests assert that list is empty (``assert_all_verified``).
 
-Answers are scripted per path, consumed in order, then ``200``: a status with headers (``410``,
-``302`` + ``Location``, ``429`` + ``Retry-After``, ...) or ``Answer.slow()``, which holds the request
-until the receiver stops — longer than any sender timeout used in the tests.
+What it answers comes from an answer policy (``answers=``): by default ``ScriptedAnswers``, per path,
+consumed in order, then ``200``; the chaos suite passes one that injects faults. An ``Answer`` is a status
+with headers (``410``, ``302`` + ``Location``, ``429`` + ``Retry-After``, ...), a hold (no answer in time),
+or a connection reset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
+
+HOLD_S = 30.0  # longer than any sender timeout used in the tests
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    hold: bool = False  # never answer in time: wait until the receiver stops
+    hold_s: float | None = None  # no answer: hold the request this long (or until the receiver stops)
+    reset: bool = False  # no answer: reset the connection
+    kind: str = "ok"  # what the answer stands for, for reports ("ok", "http_500", "timeout", "reset", ...)
 
     @classmethod
     def slow(cls) -> Answer:
-        return cls(hold=True)
+        return cls(hold_s=HOLD_S, kind="timeout")
+
+    @property
+    def answered(self) -> int | None:
+        return None if self.hold_s is not None or self.reset else self.status
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,12 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
-    answered: int | None
+    answer: Answer
+    verified: bool
+
+    @property
+    def answered(self) -> int | None:
+        return self.answer.answered
 
     @property
     def webhook_id(self) -> str:
@@ -48,13 +66,43 @@ class Received:
     def payload(self) -> dict[str, Any]:
         return json.loads(self.body)
 
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.payload.get("data") or {}
+
+    @property
+    def version(self) -> int:
+        return int(self.data.get("version", 0))
+
+
+class AnswerPolicy(Protocol):
+    def answer(self, path: str, webhook_id: str) -> Answer: ...
+
+
+class ScriptedAnswers:
+    """Answers scripted per path, consumed in order, then ``200``."""
+
+    def __init__(self) -> None:
+        self._scripts: dict[str, list[Answer]] = {}
+        self._lock = threading.Lock()
+
+    def script(self, path: str, *answers: Answer) -> None:
+        with self._lock:
+            self._scripts[path] = list(answers)
+
+    def answer(self, path: str, webhook_id: str) -> Answer:
+        with self._lock:
+            script = self._scripts.get(path) or []
+            return script.pop(0) if script else Answer()
+
 
 class WebhookReceiver:
-    def __init__(self, secrets: str | Iterable[str], host: str = "127.0.0.1") -> None:
+    def __init__(self, secrets: str | Iterable[str], host: str = "127.0.0.1",
+                 answers: AnswerPolicy | None = None) -> None:
         self.secrets = [secrets] if isinstance(secrets, str) else list(secrets)
+        self.answers = answers if answers is not None else ScriptedAnswers()
         self.received: list[Received] = []
         self.failures: list[str] = []
-        self._scripts: dict[str, list[Answer]] = {}
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, 0), self._handler_class())
@@ -77,7 +125,7 @@ class WebhookReceiver:
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=10)
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()
@@ -86,38 +134,42 @@ class WebhookReceiver:
         self.stop()
 
     def script(self, path: str, *answers: Answer) -> None:
-        with self._changed:
-            self._scripts[path] = list(answers)
+        assert isinstance(self.answers, ScriptedAnswers), "scripts need the default answer policy"
+        self.answers.script(path, *answers)
 
-    def requests_for(self, path: str = "/hooks") -> list[Received]:
+    def requests_for(self, path: str | None = "/hooks") -> list[Received]:
+        """The requests to ``path`` (None: to any path), in arrival order."""
         with self._changed:
-            return [request for request in self.received if request.path == path]
+            return [request for request in self.received if path is None or request.path == path]
+
+    def wait_until(self, predicate: Callable[[list[Received]], bool], path: str | None = "/hooks",
+                   timeout: float = 5.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.requests_for(path)), timeout=timeout)
 
     def wait_for(
-        self, predicate: Callable[[list[Received]], bool], path: str = "/hooks", timeout: float = 5.0
+        self, predicate: Callable[[list[Received]], bool], path: str | None = "/hooks", timeout: float = 5.0
     ) -> list[Received]:
-        with self._changed:
-            if not self._changed.wait_for(lambda: predicate(self.requests_for(path)), timeout=timeout):
-                raise AssertionError(f"webhooks on {path} never matched: {self.requests_for(path)}")
-            return self.requests_for(path)
+        if not self.wait_until(predicate, path, timeout):
+            raise AssertionError(f"webhooks on {path} never matched: {self.requests_for(path)}")
+        return self.requests_for(path)
 
-    def wait_for_count(self, count: int, path: str = "/hooks", timeout: float = 5.0) -> list[Received]:
+    def wait_for_count(self, count: int, path: str | None = "/hooks", timeout: float = 5.0) -> list[Received]:
         return self.wait_for(lambda requests: len(requests) >= count, path, timeout)
 
     def assert_all_verified(self) -> None:
         assert not self.failures, f"webhooks that did not verify: {self.failures}"
 
-    def _verify(self, body: bytes, headers: dict[str, str]) -> None:
+    def _verify(self, body: bytes, headers: dict[str, str]) -> bool:
+        verified = True
         for index, secret in enumerate(self.secrets):
             try:
                 Webhook(secret).verify(body, headers)
-            except WebhookVerificationError as error:
-                self.failures.append(f"{headers.get('webhook-id')}: secret #{index}: {error}")
-
-    def _next_answer(self, path: str) -> Answer:
-        with self._changed:
-            script = self._scripts.get(path) or []
-            return script.pop(0) if script else Answer()
+            except (WebhookVerificationError, ValueError) as error:
+                verified = False
+                with self._changed:
+                    self.failures.append(f"{headers.get('webhook-id')}: secret #{index}: {error}")
+        return verified
 
     def _record(self, request: Received) -> None:
         with self._changed:
@@ -131,21 +183,30 @@ class WebhookReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {key.lower(): value for key, value in self.headers.items()}
-                receiver._verify(body, headers)
-                answer = receiver._next_answer(self.path)
-                if answer.hold:
-                    receiver._record(Received(self.path, headers, body, None))
-                    receiver._stopping.wait(timeout=30)
+                verified = receiver._verify(body, headers)
+                answer = receiver.answers.answer(self.path, headers.get("webhook-id", ""))
+                receiver._record(Received(self.path, headers, body, answer, verified))
+                if answer.hold_s is not None:
+                    receiver._stopping.wait(timeout=answer.hold_s)  # the sender gives up first
+                    self.close_connection = True
                     return
-                receiver._record(Received(self.path, headers, body, answer.status))
+                if answer.reset:
+                    # SO_LINGER 0 then close: the sender sees a TCP reset instead of an answer.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def finish(self) -> None:
+                with contextlib.suppress(OSError):  # the connection was reset on purpose
+                    super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
                 pass

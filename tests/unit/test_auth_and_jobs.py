@@ -18,7 +18,7 @@ from taskcast.worker_failures import (
     failure_error,
     parse_invocation_record,
 )
-from taskcast.worker_runtime import claim, error_for_exception, finish, result_refusal
+from taskcast.worker_runtime import claim, error_for_exception, finish
 
 
 @pytest.mark.parametrize(
@@ -103,12 +103,6 @@ def test_job_context_remaining_time() -> None:
 
     assert JobContext(task, store=None, lambda_context=Context()).remaining_s() == 4.5
     assert JobContext(task, store=None).remaining_s() == math.inf
-
-
-def test_result_refusal() -> None:
-    assert result_refusal({"ok": True}, 100) is None
-    assert result_refusal("x" * 200, 100)["type"].endswith("/result-too-large")
-    assert result_refusal({1, 2}, 100)["type"].endswith("/job-failed")
 
 
 def test_error_for_exception() -> None:

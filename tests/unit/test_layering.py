@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("taskcast", "handlers", "streams", "client_demo", "tools")
+PACKAGES = ("taskcast", "handlers", "streams", "client_demo", "taskcast_client", "tools")
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 
@@ -48,6 +48,9 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
         ("taskcast/push/routes.py", "import handlers.websocket", "The core never imports an entry point"),
         ("taskcast/store.py", "import taskcast.local.stack", "Lambda code never reaches the local stack or the demo"),
         ("taskcast/local/stack.py", "import handlers.rest", "The local stack imports functions only by the template"),
+        ("taskcast_client/client.py", "import taskcast.models", "The client SDK imports no server module"),
+        ("taskcast_client/webhooks.py", "import standardwebhooks", "The client SDK imports no server module"),
+        ("taskcast/store.py", "import taskcast_client", "The server never imports the client SDK"),
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(tree: Path, module: str, line: str, contract: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import requests
 
-from taskcast.client import guess_content_type, s3_problem
-from taskcast.client_cli import EXIT_USAGE, main
+from taskcast_client.client import guess_content_type, s3_problem
+from taskcast_client.client_cli import EXIT_USAGE, main
 
 
 def run(argv: list[str]) -> tuple[int, str]:

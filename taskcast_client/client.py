@@ -21,14 +21,14 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-log = logging.getLogger("taskcast.client")
+log = logging.getLogger("taskcast_client")
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 CLIENT_PROBLEM_BASE = "https://taskcast.dev/problems/client"
@@ -159,7 +159,7 @@ def backoff_delay(
 ) -> float:
     """Exponential backoff with jitter: between half and all of ``base * 2**attempt``, at most ``cap``."""
     ceiling = min(cap, base * (2 ** max(0, attempt)))
-    return ceiling * (0.5 + 0.5 * rand())
+    return float(ceiling * (0.5 + 0.5 * rand()))
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -359,7 +359,7 @@ class TaskcastClient:
             )
         with open(path, "rb") as file:
             self.put_unauthenticated(answer["url"], file, answer.get("headers") or {})
-        return answer
+        return cast(dict[str, Any], answer)
 
     def put_unauthenticated(self, url: str, body: Any, headers: Mapping[str, str]) -> requests.Response:
         """A presigned PUT: exactly the signed headers, never the API key (S3 would refuse the request)."""
@@ -468,14 +468,14 @@ class TaskHandle:
 
     def events(self) -> list[dict[str, Any]]:
         """``GET /tasks/{id}/events``: the append-only history, oldest first."""
-        return self.client.request("GET", f"{self.path}/events").json()
+        return cast(list[dict[str, Any]], self.client.request("GET", f"{self.path}/events").json())
 
     def cancel(self) -> dict[str, Any]:
         """``DELETE /tasks/{id}``: cancels a PENDING/RUNNING task; a finished one raises ``TaskcastError`` (409)."""
         monitor = self.client.request("DELETE", self.path).json()
         if isinstance(monitor, dict) and "status" in monitor:
             self.monitor = monitor
-        return monitor
+        return cast(dict[str, Any], monitor)
 
     def result(self) -> Any:
         """``GET /tasks/{id}/result``, following a 303 to a presigned URL for large results."""

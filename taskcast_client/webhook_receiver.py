@@ -1,6 +1,6 @@
 """``taskcast webhook-receiver --port N --secret whsec_...``: a small server that verifies and prints deliveries.
 
-Each POST is verified with the ``standardwebhooks`` library exactly as a real receiver would: 204 when the
+Each POST is verified with the SDK's ``verify_webhook`` exactly as a real receiver would: 204 when the
 signature holds, 400 when it does not. Every verified event prints one line on stdout::
 
     <webhook-id>  <task id>  <status>  v<version>
@@ -11,7 +11,6 @@ A retried delivery keeps its ``webhook-id``; the line then ends with ``(repeat)`
 from __future__ import annotations
 
 import argparse
-import binascii
 import json
 import os
 import sys
@@ -22,8 +21,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
+from taskcast_client.webhooks import WebhookRefused, header, secret_key, verify_webhook
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -46,21 +44,6 @@ class Delivery:
         return text + ("  (repeat)" if self.repeat else "")
 
 
-class SignatureRefused(Exception):
-    """The delivery is not signed with our secret (or is malformed, stale, or from the future)."""
-
-
-def verify_delivery(webhook: Webhook, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """The verified, parsed body; ``SignatureRefused`` for anything the library does not accept."""
-    try:
-        payload = webhook.verify(body, headers)
-    except (WebhookVerificationError, ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise SignatureRefused(str(exc) or exc.__class__.__name__) from exc
-    if not isinstance(payload, dict):
-        raise SignatureRefused("the body is not a JSON object")
-    return payload
-
-
 class WebhookReceiver:
     """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) that verifies every POST."""
 
@@ -74,7 +57,7 @@ class WebhookReceiver:
         out: TextIO | None = None,
         log: TextIO | None = None,
     ) -> None:
-        self.webhook = Webhook(secret)  # raises on a secret that is not base64 (after ``whsec_``)
+        self.key = secret_key(secret)  # ValueError on a secret that is not base64 (after ``whsec_``)
         self.on_delivery = on_delivery
         self.out = out if out is not None else sys.stdout
         self.log = log if log is not None else sys.stderr
@@ -88,11 +71,11 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def accept(self, body: bytes, headers: dict[str, str]) -> Delivery:
-        payload = verify_delivery(self.webhook, body, headers)
-        webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
+        payload = verify_webhook(self.key, body, headers)
+        webhook_id = header(headers, "webhook-id")
         with self._lock:
             delivery = Delivery(webhook_id, payload, repeat=webhook_id in self._seen)
             self._seen.add(webhook_id)
@@ -137,7 +120,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(length))
                 try:
                     receiver.accept(body, dict(self.headers.items()))
-                except SignatureRefused as exc:
+                except WebhookRefused as exc:
                     receiver.log.write(f"refused a delivery: {exc}\n")
                     receiver.log.flush()
                     self._answer(HTTPStatus.BAD_REQUEST, f"signature not verified: {exc}")
@@ -168,7 +151,7 @@ class WebhookReceiver:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskcast webhook-receiver",
-        description="Receive taskcast webhooks, verify them with standardwebhooks and print one line per event.",
+        description="Receive taskcast webhooks, verify their signatures and print one line per event.",
     )
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
@@ -190,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         receiver = WebhookReceiver(secret, host=args.host, port=args.port)
-    except (binascii.Error, ValueError, EmptyWebhookSecretError):
+    except ValueError:
         sys.stderr.write("taskcast webhook-receiver: error: the secret is not a valid whsec_ secret\n")
         return 2
     except OSError as exc:

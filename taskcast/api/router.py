@@ -27,7 +27,7 @@ class ResolutionState:
     processed_stack_frames: list[str] = field(default_factory=list)
 
 
-class ConcurrentRestResolver(APIGatewayRestResolver):
+class ConcurrentRestRouter(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` whose per-request state lives in a ``ContextVar`` (one per thread)."""
 
     def __init__(self, **options: Any) -> None:
@@ -54,7 +54,7 @@ class ConcurrentRestResolver(APIGatewayRestResolver):
     def current_event(self, value: BaseProxyEvent) -> None:
         self._state.event = value
 
-    @property  # type: ignore[override]
+    @property
     def lambda_context(self) -> Any:
         return self._state.lambda_context
 
@@ -62,7 +62,7 @@ class ConcurrentRestResolver(APIGatewayRestResolver):
     def lambda_context(self, value: Any) -> None:
         self._state.lambda_context = value
 
-    @property  # type: ignore[override]
+    @property
     def context(self) -> dict[str, Any]:
         return self._state.context
 
@@ -70,7 +70,7 @@ class ConcurrentRestResolver(APIGatewayRestResolver):
     def context(self, value: dict[str, Any]) -> None:
         self._state.context = value
 
-    @property  # type: ignore[override]
+    @property
     def processed_stack_frames(self) -> list[str]:
         return self._state.processed_stack_frames
 

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from taskcast.client import TaskcastClient, TaskcastError, TaskcastUnreachable, TaskTimeout
+from taskcast_client.client import TaskcastClient, TaskcastError, TaskcastUnreachable, TaskTimeout
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 BAR_WIDTH = 24
