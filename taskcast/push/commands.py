@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from taskcast.jsondepth import MAX_JSON_DEPTH, nesting_depth_exceeds
+
 ACTIONS = ("subscribe", "unsubscribe", "ping")
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 # API Gateway's WebSocket frame limit; larger messages are not something a client of this API sends.
@@ -48,6 +50,8 @@ def parse_command(route_key: str, body: Any, is_base64: bool = False) -> Command
     text = _decode_body(body, is_base64)
     if isinstance(text, Refusal):
         return text
+    if nesting_depth_exceeds(text):
+        return Refusal("nesting_limit_exceeded", f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError):

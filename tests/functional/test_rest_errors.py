@@ -161,3 +161,18 @@ def test_handler_builds_its_own_deps_from_the_environment(dynamodb, settings) ->
     assert Reply.from_proxy(unknown).status == 404
     document = rest.lambda_handler(proxy_event("GET", "/openapi.json", tenant=None), FakeLambdaContext(), deps)
     assert Reply.from_proxy(document).json()["info"]["title"] == "taskcast"
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"type": "sleep", "input": ' + "[" * 65 + "]" * 65 + "}"])
+def test_json_nested_deeper_than_the_limit_is_400(api: RestHarness, body: str) -> None:
+    reply = api.request("POST", "/tasks", body=body)
+    problem_body = assert_problem(reply, 400, "nesting-limit-exceeded")
+    assert "64" in problem_body["detail"]
+    assert api.invocations == []
+
+
+def test_json_nested_up_to_the_limit_is_read(api: RestHarness) -> None:
+    # 64 levels in all: the body object and 63 arrays; brackets inside strings do not count.
+    body = '{"type": "sleep", "input": ' + "[" * 63 + '"[[[["' + "]" * 63 + "}"
+    body_json = assert_problem(api.request("POST", "/tasks", body=body), 400, "invalid-input")
+    assert "sleep" in body_json["detail"]

@@ -115,6 +115,8 @@ def test_unknown_and_foreign_tasks_get_the_same_error_and_the_connection_stays_o
         ('{"action": "dance"}', "$default", "unknown_action"),
         ('{"action": "subscribe", "task_id": 12}', "subscribe", "invalid_task_id"),
         ("x" * (40 * 1024), "$default", "message_too_large"),
+        ("[" * 100_000, "$default", "message_too_large"),
+        ('{"action": "ping", "x": ' + "[" * 64 + "]" * 64 + "}", "$default", "nesting_limit_exceeded"),
     ],
 )
 def test_bad_messages_get_an_error_and_the_connection_stays_open(
