@@ -37,6 +37,10 @@ class TaskExists(Exception):
     pass
 
 
+# The largest version history_key's ten digits hold; a larger one would sort outside the history's range.
+MAX_VERSION = 9_999_999_999
+
+
 def history_key(version: int) -> str:
     return f"{HISTORY_PREFIX}{version:010d}"
 
@@ -234,7 +238,7 @@ class TaskStore:
                 {
                     ":pk": task_id,
                     ":low": history_key(after_version + 1),
-                    ":high": history_key(9_999_999_999),
+                    ":high": history_key(MAX_VERSION),
                 }
             ),
             "ConsistentRead": True,

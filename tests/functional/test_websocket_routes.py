@@ -8,6 +8,7 @@ import pytest
 
 from handlers import websocket
 from taskcast.models import Status
+from taskcast.push.commands import MAX_SINCE_VERSION
 from tests.support.push_env import PushEnv, versions, ws_event
 
 pytest_plugins = ["tests.support.push_fixtures"]
@@ -196,3 +197,32 @@ def test_a_since_version_beyond_the_task_does_not_hold_back_later_changes(push_e
     push_env.consume()
 
     assert versions(push_env.connections.frames(connection)) == [running.version]
+
+
+@pytest.mark.parametrize("since_version", [MAX_SINCE_VERSION + 1, 99_999_999_998, 10**30, -1, 1.5, "3", True, False])
+def test_a_since_version_out_of_range_is_refused_and_the_connection_stays_open(
+    push_env: PushEnv, since_version: object
+) -> None:
+    task = push_env.create_task()
+    connection = push_env.connections.connect()
+
+    push_env.subscribe(connection, task.id, since_version=since_version)
+    push_env.ws(connection, {"action": "ping"})
+
+    error, pong = push_env.connections.frames(connection)
+    assert error["code"] == "invalid_since_version"
+    assert f"{MAX_SINCE_VERSION:,}" in error["message"]
+    assert pong == {"type": "pong"}
+    assert push_env.push.subscriptions.for_task(task.id) == []
+
+
+@pytest.mark.parametrize("since_version", [0, MAX_SINCE_VERSION])
+def test_since_version_from_zero_to_the_maximum_is_accepted(push_env: PushEnv, since_version: int) -> None:
+    task = push_env.create_task()
+    connection = push_env.connections.connect()
+
+    push_env.subscribe(connection, task.id, since_version=since_version)
+
+    frames = push_env.connections.frames(connection)
+    assert versions(frames) == ([1] if since_version == 0 else [])
+    assert len(push_env.push.subscriptions.for_task(task.id)) == 1
