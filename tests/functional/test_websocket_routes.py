@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import boto3
 import pytest
 
 from handlers import websocket
@@ -226,3 +227,21 @@ def test_since_version_from_zero_to_the_maximum_is_accepted(push_env: PushEnv, s
     frames = push_env.connections.frames(connection)
     assert versions(frames) == ([1] if since_version == 0 else [])
     assert len(push_env.push.subscriptions.for_task(task.id)) == 1
+
+
+@pytest.mark.parametrize("extra", [{}, {"since_version": 0}])
+def test_subscribe_to_an_expired_task_is_not_found(push_env: PushEnv, extra: dict) -> None:
+    task = push_env.create_task()
+    boto3.client("dynamodb").update_item(
+        TableName=push_env.tasks.table_name,
+        Key={"pk": {"S": task.id}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 60)}},
+    )
+    connection = push_env.connections.connect()
+
+    push_env.subscribe(connection, task.id, **extra)
+
+    (error,) = push_env.connections.frames(connection)
+    assert error["code"] == "not_found"
+    assert push_env.push.subscriptions.for_task(task.id) == []
