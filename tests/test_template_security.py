@@ -52,3 +52,17 @@ def test_every_function_is_told_the_list_and_the_rest_function_the_stacks_own() 
     for name in functions:
         if name != "RestFunction":  # its own name comes from AWS_LAMBDA_FUNCTION_NAME
             assert f'"{name}"' in own, name
+
+
+def test_the_rest_api_has_one_stage_and_it_is_throttled() -> None:
+    resources = transformed_template()["Resources"]
+    stages = [body for body in resources.values() if body["Type"] == "AWS::ApiGateway::Stage"]
+    deployments = [body for body in resources.values() if body["Type"] == "AWS::ApiGateway::Deployment"]
+    # A deployment with StageName creates that stage too: SAM's implicit, unthrottled "Stage".
+    assert [body["Properties"].get("StageName") for body in deployments] == [None]
+    assert all(body["Properties"]["StageName"] != "Stage" for body in stages)
+    (stage,) = stages
+    assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
+    assert stage["Properties"]["MethodSettings"] == [
+        {"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}
+    ]
