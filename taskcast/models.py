@@ -80,6 +80,14 @@ class Task:
         return self.status.terminal
 
 
+def is_expired(task: Task, now: float) -> bool:
+    """Past its TTL: DynamoDB deletes expired items lazily (up to days later), so every read treats them as gone.
+
+    ``expires_at`` 0 means no TTL (a task built in memory, never stored).
+    """
+    return 0 < task.expires_at <= now
+
+
 def transition(
     task: Task,
     status: Status,

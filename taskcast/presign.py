@@ -8,6 +8,8 @@ bounds the size with ``content-length-range`` (400 ``EntityTooLarge``) and pins 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +19,32 @@ from botocore.config import Config
 from taskcast.uploads import Upload
 
 
+def s3_addressing(environ: Mapping[str, str]) -> dict[str, str]:
+    """Regional virtual-hosted URLs (``<bucket>.s3.<region>.amazonaws.com``) on AWS.
+
+    The legacy global endpoint answers 307 for new buckets outside us-east-1 and 400 in newer regions,
+    and browsers do not follow redirects of a PUT or POST upload. An endpoint override (the local S3
+    front, ``http://127.0.0.1:3003``) keeps path-style URLs: a bucket cannot be a subdomain of it.
+    """
+    if environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"):
+        return {"addressing_style": "path"}
+    return {"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
+
+
 def presigning_client(region: str | None = None) -> Any:
     """An S3 client that signs with SigV4 (boto3 still presigns us-east-1 URLs with SigV2 by default).
 
-    Its endpoint comes from ``AWS_ENDPOINT_URL_S3`` like every other client, so locally the URLs
-    name the local S3 front.
+    Its region is the function's own (``AWS_REGION``) unless given. Its endpoint comes from
+    ``AWS_ENDPOINT_URL_S3`` like every other client, so locally the URLs name the local S3 front.
     """
     return boto3.session.Session().client(
         "s3",
         region_name=region,
-        config=Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"}),
+        config=Config(
+            signature_version="s3v4",
+            s3=s3_addressing(os.environ),
+            retries={"max_attempts": 5, "mode": "standard"},
+        ),
     )
 
 

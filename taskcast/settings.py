@@ -31,6 +31,11 @@ def parse_retry_schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     tasks_table: str = "taskcast-tasks"
@@ -63,6 +68,9 @@ class Settings:
     max_upload_bytes: int = 5 * GIB  # S3's limit for one PUT
     result_url_ttl_s: int = 300  # how long a presigned result URL stays valid
     result_inline_limit_bytes: int = 256 * KIB  # larger results go to S3
+    # The built-in invoke job: the functions it may run (names or ARNs), and the stack's own, which it never may.
+    invokable_functions: tuple[str, ...] = ()
+    stack_functions: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -101,6 +109,17 @@ class Settings:
             result_url_ttl_s=int(env.get("TASKCAST_RESULT_URL_TTL", defaults.result_url_ttl_s)),
             result_inline_limit_bytes=int(
                 env.get("TASKCAST_RESULT_INLINE_LIMIT", defaults.result_inline_limit_bytes)
+            ),
+            invokable_functions=_names(env.get("TASKCAST_INVOKABLE_FUNCTIONS", "")),
+            # The REST function is told the others' names; its own (and the worker's) it knows anyway.
+            stack_functions=_names(
+                ",".join(
+                    [
+                        env.get("TASKCAST_STACK_FUNCTIONS", ""),
+                        env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
+                        env.get("WORKER_FUNCTION", defaults.worker_function),
+                    ]
+                )
             ),
         )
 

@@ -21,7 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from taskcast import aws
-from taskcast.models import Status, Task, history_entry
+from taskcast.models import Status, Task, history_entry, is_expired
 
 STATE = "STATE"
 HISTORY_PREFIX = "V#"
@@ -35,6 +35,10 @@ class VersionConflict(Exception):
 
 class TaskExists(Exception):
     pass
+
+
+# The largest version history_key's ten digits hold; a larger one would sort outside the history's range.
+MAX_VERSION = 9_999_999_999
 
 
 def history_key(version: int) -> str:
@@ -122,10 +126,17 @@ def _is_conflict(error: ClientError) -> bool:
 
 
 class TaskStore:
-    def __init__(self, table_name: str, client: Any = None, retention_s: int = 7 * 86400) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        retention_s: int = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.table_name = table_name
         self.client = client or aws.client("dynamodb")
         self.retention_s = retention_s
+        self.clock = clock
 
     def new_expiry(self) -> int:
         return int(time.time()) + self.retention_s
@@ -160,7 +171,11 @@ class TaskStore:
             ConsistentRead=consistent,
         )
         item = answer.get("Item")
-        return task_from_item(item) if item else None
+        if not item:
+            return None
+        task = task_from_item(item)
+        # Every read of a task goes through here: an expired task is absent everywhere (404, not_found).
+        return None if is_expired(task, self.clock()) else task
 
     def get_for_tenant(self, task_id: str, tenant: str) -> Task | None:
         """The task if it exists and belongs to ``tenant``; None either way otherwise (no existence leak)."""
@@ -229,7 +244,7 @@ class TaskStore:
                 {
                     ":pk": task_id,
                     ":low": history_key(after_version + 1),
-                    ":high": history_key(9_999_999_999),
+                    ":high": history_key(MAX_VERSION),
                 }
             ),
             "ConsistentRead": True,

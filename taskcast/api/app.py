@@ -3,6 +3,7 @@ request entry point that checks the body size before routing and runs long-poll 
 
 from __future__ import annotations
 
+import base64
 import logging
 from functools import cache
 from typing import Any
@@ -17,6 +18,7 @@ from taskcast.api.router import ConcurrentRestRouter
 from taskcast.api.routes_tasks import register_task_routes
 from taskcast.api.routes_uploads import register_upload_routes
 from taskcast.api.routing import RouteTable
+from taskcast.jsondepth import MAX_JSON_DEPTH, nesting_depth_exceeds
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,30 @@ def too_large(event: dict[str, Any], limit_bytes: int) -> dict[str, Any] | None:
     )
 
 
+def body_text(event: dict[str, Any]) -> str:
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return body
+    try:
+        return base64.b64decode(body).decode("utf-8", errors="replace")
+    except ValueError:
+        return ""  # not base64: the resolver refuses it as a bad body
+
+
+def too_deep(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 for a body nested deeper than the limit, found before the JSON parser would recurse on it."""
+    if not nesting_depth_exceeds(body_text(event)):
+        return None
+    return to_proxy(
+        problem_response(
+            400,
+            "nesting-limit-exceeded",
+            "JSON nested too deeply",
+            f"The body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep.",
+        )
+    )
+
+
 # Bodies sent without a JSON media type are still read as JSON: `curl -d` labels its body as a form.
 READ_AS_JSON = frozenset({"", "application/x-www-form-urlencoded", "text/plain"})
 
@@ -96,6 +122,9 @@ def with_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
 
 def handle(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]:
     refusal = too_large(event, deps.settings.inline_limit_bytes)
+    if refusal is not None:
+        return refusal
+    refusal = too_deep(event)
     if refusal is not None:
         return refusal
     json_event = with_json_body(event)

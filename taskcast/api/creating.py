@@ -45,11 +45,11 @@ def check_upload_input(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -
 def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
     """Refuse, with a 400 problem, what could never run: unknown job, bad input, forbidden callback."""
     try:
-        deps.registry.validate(request.type, request.input)
+        deps.registry.validate(request.type, request.input, deps.settings)
     except UnknownJob as error:
         raise ProblemError(400, "unknown-job-type", "Unknown job type", str(error)) from None
     except InvalidJobInput as error:
-        raise ProblemError(400, "invalid-input", "Invalid job input", str(error)) from None
+        raise ProblemError(400, error.kind, error.title, str(error)) from None
     if request.callback_url is not None:
         try:
             check_callback_url(

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskcast.jobs.context import JobContext
 from taskcast.jobs.digest import register_digest
-from taskcast.jobs.registry import JobFailed, JobRegistry
+from taskcast.jobs.invokable import invoke_target, scrub_aws_text
+from taskcast.jobs.registry import FunctionNotInvokable, JobFailed, JobRegistry
+from taskcast.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # Lambda's longest run: a sleep cannot outlast the worker's own 15-minute limit.
 MAX_SLEEP_S = 900
@@ -32,6 +37,21 @@ class InvokeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     function: str = Field(min_length=1, max_length=170)
     payload: Any = None
+
+
+def allowed_target(job_input: InvokeInput, settings: Settings) -> str:
+    """The function to invoke for this input, or ``FunctionNotInvokable`` (a 400 at create)."""
+    target = invoke_target(job_input.function, settings.invokable_functions, settings.stack_functions)
+    if target is None:
+        raise FunctionNotInvokable(
+            f"function {job_input.function!r} may not be invoked: the deployment lists the invokable functions "
+            "(InvokableFunctions; locally TASKCAST_INVOKABLE_FUNCTIONS), and never the stack's own."
+        )
+    return target
+
+
+def check_invoke(job_input: InvokeInput, settings: Settings) -> None:
+    allowed_target(job_input, settings)
 
 
 def sleep_plan(seconds: float, steps: int | None) -> list[tuple[float, int]]:
@@ -64,22 +84,35 @@ def register_builtins(registry: JobRegistry) -> None:
     def fail(job_input: FailInput, ctx: JobContext) -> None:  # noqa: ARG001
         raise JobFailed(job_input.message)
 
-    @registry.job("invoke", input_model=InvokeInput)
+    @registry.job("invoke", input_model=InvokeInput, check=check_invoke)
     def invoke(job_input: InvokeInput, ctx: JobContext) -> Any:
-        answer = ctx.client("lambda").invoke(
-            FunctionName=job_input.function,
-            InvocationType="RequestResponse",
-            Payload=json.dumps(job_input.payload).encode(),
-        )
-        raw = answer["Payload"].read()
+        # Checked again here: the list may have changed since the task was created.
+        try:
+            target = allowed_target(job_input, Settings.from_env())
+        except FunctionNotInvokable as refusal:
+            raise JobFailed(str(refusal), kind="function-not-invokable") from None
+        try:
+            answer = ctx.client("lambda").invoke(
+                FunctionName=target,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(job_input.payload).encode(),
+            )
+            raw = answer["Payload"].read()
+        except Exception as failure:
+            # AWS's error text names ARNs and the account id: the task's error gets a fixed text instead.
+            logger.warning("invoke of %s failed: %s", job_input.function, type(failure).__name__)
+            raise JobFailed(
+                f"function {job_input.function!r} could not be invoked", kind="invoke-failed"
+            ) from None
         payload = json.loads(raw) if raw else None
         if answer.get("FunctionError"):
-            error = payload if isinstance(payload, dict) else {"errorMessage": str(payload)}
+            error: dict[str, Any] = payload if isinstance(payload, dict) else {"errorMessage": str(payload)}
+            message = scrub_aws_text(str(error.get("errorMessage", "")))
             raise JobFailed(
-                f"function {job_input.function!r} failed: {error.get('errorMessage', 'no message')}",
+                f"function {job_input.function!r} failed: {message or 'no message'}",
                 function_error={
-                    "errorType": error.get("errorType", answer["FunctionError"]),
-                    "errorMessage": error.get("errorMessage", ""),
+                    "errorType": scrub_aws_text(str(error.get("errorType", answer["FunctionError"]))),
+                    "errorMessage": message,
                 },
             )
         return payload

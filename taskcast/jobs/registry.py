@@ -12,7 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from taskcast.settings import Settings
+
 JobFunction = Callable[[Any, Any], Any]
+# A job's own check of a parsed input against the deployment's settings; raises InvalidJobInput.
+JobCheck = Callable[[Any, Settings], None]
 
 
 class UnknownJob(LookupError):
@@ -23,6 +27,16 @@ class UnknownJob(LookupError):
 
 class InvalidJobInput(ValueError):
     """The input does not fit the job's model; the message lists what is wrong, for a 400 problem."""
+
+    kind = "invalid-input"
+    title = "Invalid job input"
+
+
+class FunctionNotInvokable(InvalidJobInput):
+    """The ``invoke`` job names a function the deployment does not allow."""
+
+    kind = "function-not-invokable"
+    title = "Function not invokable"
 
 
 class JobFailed(Exception):
@@ -40,6 +54,7 @@ class JobSpec:
     name: str
     function: JobFunction
     input_model: type[BaseModel] | None = None
+    check: JobCheck | None = None
 
     def parse(self, raw_input: Any) -> Any:
         """The job's input as the function receives it (a model instance when the job declares one)."""
@@ -63,11 +78,13 @@ class JobRegistry:
     def __init__(self, specs: dict[str, JobSpec] | None = None) -> None:
         self._specs: dict[str, JobSpec] = dict(specs or {})
 
-    def job(self, name: str, input_model: type[BaseModel] | None = None) -> Callable[[JobFunction], JobFunction]:
-        """Register ``fn(input, ctx) -> result`` under ``name``."""
+    def job(
+        self, name: str, input_model: type[BaseModel] | None = None, check: JobCheck | None = None
+    ) -> Callable[[JobFunction], JobFunction]:
+        """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids."""
 
         def register(function: JobFunction) -> JobFunction:
-            self._specs[name] = JobSpec(name=name, function=function, input_model=input_model)
+            self._specs[name] = JobSpec(name=name, function=function, input_model=input_model, check=check)
             return function
 
         return register
@@ -78,9 +95,16 @@ class JobRegistry:
             raise UnknownJob(name, list(self._specs))
         return spec
 
-    def validate(self, name: str, raw_input: Any) -> Any:
-        """Raise ``UnknownJob`` or ``InvalidJobInput``; return the parsed input otherwise."""
-        return self.get(name).parse(raw_input)
+    def validate(self, name: str, raw_input: Any, settings: Settings | None = None) -> Any:
+        """Raise ``UnknownJob`` or ``InvalidJobInput``; return the parsed input otherwise.
+
+        With ``settings``, the job's own check runs too (the REST API refuses such inputs at create).
+        """
+        spec = self.get(name)
+        parsed = spec.parse(raw_input)
+        if settings is not None and spec.check is not None:
+            spec.check(parsed, settings)
+        return parsed
 
     def names(self) -> list[str]:
         return sorted(self._specs)

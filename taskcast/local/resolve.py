@@ -124,6 +124,8 @@ class TemplateResolver:
         return str(declared.get("Default", ""))
 
     def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE  # e.g. the branch an Fn::If chose: the item or property is left out
         if name.startswith("AWS::"):
             return self.pseudo_parameter(name)
         if name in (self.template.get("Parameters") or {}) or name in self.parameters:
@@ -176,7 +178,8 @@ class TemplateResolver:
     def resolve(self, value: Any) -> Any:
         """``value`` with every intrinsic function replaced by its local value (recursively)."""
         if isinstance(value, list):
-            return [self.resolve(item) for item in value if not _is_no_value(item)]
+            resolved = (self.resolve(item) for item in value if not _is_no_value(item))
+            return [item for item in resolved if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -202,7 +205,8 @@ class TemplateResolver:
                 return self.resolve(when_true if self.condition(condition) else when_false)
             if key.startswith("Fn::") or key == "Condition":
                 raise TemplateError(f"unsupported intrinsic function {key}")
-        return {key: self.resolve(item) for key, item in value.items() if not _is_no_value(item)}
+        resolved_items = ((key, self.resolve(item)) for key, item in value.items() if not _is_no_value(item))
+        return {key: item for key, item in resolved_items if item is not _NO_VALUE}
 
     def sub(self, argument: str | list[Any]) -> str:
         if isinstance(argument, list):
@@ -264,6 +268,10 @@ class TemplateResolver:
                 except TemplateError:
                     continue
         return None
+
+
+# What ``Ref: AWS::NoValue`` resolves to; lists and mappings drop it, as CloudFormation does.
+_NO_VALUE = object()
 
 
 def _is_no_value(value: Any) -> bool:

@@ -7,10 +7,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from taskcast.jsondepth import MAX_JSON_DEPTH, nesting_depth_exceeds
+from taskcast.store import MAX_VERSION
+
 ACTIONS = ("subscribe", "unsubscribe", "ping")
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 # API Gateway's WebSocket frame limit; larger messages are not something a client of this API sends.
 MAX_MESSAGE_BYTES = 32 * 1024
+# The history after V starts at version V + 1, whose key must still fit the store's ten digits.
+MAX_SINCE_VERSION = MAX_VERSION - 1
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ def parse_command(route_key: str, body: Any, is_base64: bool = False) -> Command
     text = _decode_body(body, is_base64)
     if isinstance(text, Refusal):
         return text
+    if nesting_depth_exceeds(text):
+        return Refusal("nesting_limit_exceeded", f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
@@ -65,7 +72,9 @@ def parse_command(route_key: str, body: Any, is_base64: bool = False) -> Command
         return Refusal("invalid_task_id", "task_id must be the id of a task (letters, digits, '-', '_', '.', ':').")
     since = data.get("since_version")
     if action == "subscribe" and since is not None and (
-        isinstance(since, bool) or not isinstance(since, int) or since < 0
+        isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_SINCE_VERSION
     ):
-        return Refusal("invalid_since_version", "since_version must be a whole number >= 0.", task_id)
+        return Refusal(
+            "invalid_since_version", f"since_version must be a whole number from 0 to {MAX_SINCE_VERSION:,}.", task_id
+        )
     return Command(action, task_id, since if action == "subscribe" else None)

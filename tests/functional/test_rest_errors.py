@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -161,3 +162,54 @@ def test_handler_builds_its_own_deps_from_the_environment(dynamodb, settings) ->
     assert Reply.from_proxy(unknown).status == 404
     document = rest.lambda_handler(proxy_event("GET", "/openapi.json", tenant=None), FakeLambdaContext(), deps)
     assert Reply.from_proxy(document).json()["info"]["title"] == "taskcast"
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"type": "sleep", "input": ' + "[" * 65 + "]" * 65 + "}"])
+def test_json_nested_deeper_than_the_limit_is_400(api: RestHarness, body: str) -> None:
+    reply = api.request("POST", "/tasks", body=body)
+    problem_body = assert_problem(reply, 400, "nesting-limit-exceeded")
+    assert "64" in problem_body["detail"]
+    assert api.invocations == []
+
+
+def test_json_nested_up_to_the_limit_is_read(api: RestHarness) -> None:
+    # 64 levels in all: the body object and 63 arrays; brackets inside strings do not count.
+    body = '{"type": "sleep", "input": ' + "[" * 63 + '"[[[["' + "]" * 63 + "}"
+    body_json = assert_problem(api.request("POST", "/tasks", body=body), 400, "invalid-input")
+    assert "sleep" in body_json["detail"]
+
+
+@pytest.fixture
+def invoke_api(dynamodb, settings):
+    allowed = replace(
+        settings,
+        invokable_functions=("arn:aws:lambda:us-east-1:123456789012:function:thumbnailer", "app-RestFunction-1"),
+        stack_functions=("app-RestFunction-1", "taskcast-worker"),
+    )
+    with RestHarness(allowed, start_workers=False) as harness:
+        yield harness
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "resizer",  # not listed
+        "arn:aws:lambda:us-east-1:123456789012:function:resizer",
+        "app-RestFunction-1",  # the stack's own, although listed
+        "taskcast-worker",
+        "arn:aws:lambda:us-east-1:123456789012:function:taskcast-worker",
+    ],
+)
+def test_invoke_of_a_function_the_deployment_does_not_allow_is_400(invoke_api: RestHarness, function: str) -> None:
+    body = assert_problem(invoke_api.create("invoke", {"function": function}), 400, "function-not-invokable")
+    assert function in body["detail"]
+    assert invoke_api.invocations == []
+
+
+@pytest.mark.parametrize("function", ["thumbnailer", "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"])
+def test_invoke_of_a_listed_function_is_accepted(invoke_api: RestHarness, function: str) -> None:
+    assert invoke_api.create("invoke", {"function": function}).status == 202
+
+
+def test_invoke_is_refused_when_the_list_is_empty(api: RestHarness) -> None:
+    assert_problem(api.create("invoke", {"function": "thumbnailer"}), 400, "function-not-invokable")

@@ -46,7 +46,8 @@ def test_valid_commands(body: str, route_key: str, expected: Command) -> None:
         ("   ", "$default", "invalid_message"),
         (None, "$default", "invalid_message"),
         ("[" * 100_000, "$default", "message_too_large"),
-        ("[" * 20_000, "$default", "invalid_json"),
+        ("[" * 20_000, "$default", "nesting_limit_exceeded"),
+        ('{"action": "ping", "x": ' + "[" * 64 + "]" * 64 + "}", "$default", "nesting_limit_exceeded"),
         ("x" * (40 * 1024), "$default", "message_too_large"),
     ],
 )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+import boto3
 import pytest
 
 from handlers import websocket
 from taskcast.models import Status
+from taskcast.push.commands import MAX_SINCE_VERSION
 from tests.support.push_env import PushEnv, versions, ws_event
 
 pytest_plugins = ["tests.support.push_fixtures"]
@@ -115,6 +117,8 @@ def test_unknown_and_foreign_tasks_get_the_same_error_and_the_connection_stays_o
         ('{"action": "dance"}', "$default", "unknown_action"),
         ('{"action": "subscribe", "task_id": 12}', "subscribe", "invalid_task_id"),
         ("x" * (40 * 1024), "$default", "message_too_large"),
+        ("[" * 100_000, "$default", "message_too_large"),
+        ('{"action": "ping", "x": ' + "[" * 64 + "]" * 64 + "}", "$default", "nesting_limit_exceeded"),
     ],
 )
 def test_bad_messages_get_an_error_and_the_connection_stays_open(
@@ -194,3 +198,50 @@ def test_a_since_version_beyond_the_task_does_not_hold_back_later_changes(push_e
     push_env.consume()
 
     assert versions(push_env.connections.frames(connection)) == [running.version]
+
+
+@pytest.mark.parametrize("since_version", [MAX_SINCE_VERSION + 1, 99_999_999_998, 10**30, -1, 1.5, "3", True, False])
+def test_a_since_version_out_of_range_is_refused_and_the_connection_stays_open(
+    push_env: PushEnv, since_version: object
+) -> None:
+    task = push_env.create_task()
+    connection = push_env.connections.connect()
+
+    push_env.subscribe(connection, task.id, since_version=since_version)
+    push_env.ws(connection, {"action": "ping"})
+
+    error, pong = push_env.connections.frames(connection)
+    assert error["code"] == "invalid_since_version"
+    assert f"{MAX_SINCE_VERSION:,}" in error["message"]
+    assert pong == {"type": "pong"}
+    assert push_env.push.subscriptions.for_task(task.id) == []
+
+
+@pytest.mark.parametrize("since_version", [0, MAX_SINCE_VERSION])
+def test_since_version_from_zero_to_the_maximum_is_accepted(push_env: PushEnv, since_version: int) -> None:
+    task = push_env.create_task()
+    connection = push_env.connections.connect()
+
+    push_env.subscribe(connection, task.id, since_version=since_version)
+
+    frames = push_env.connections.frames(connection)
+    assert versions(frames) == ([1] if since_version == 0 else [])
+    assert len(push_env.push.subscriptions.for_task(task.id)) == 1
+
+
+@pytest.mark.parametrize("extra", [{}, {"since_version": 0}])
+def test_subscribe_to_an_expired_task_is_not_found(push_env: PushEnv, extra: dict) -> None:
+    task = push_env.create_task()
+    boto3.client("dynamodb").update_item(
+        TableName=push_env.tasks.table_name,
+        Key={"pk": {"S": task.id}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 60)}},
+    )
+    connection = push_env.connections.connect()
+
+    push_env.subscribe(connection, task.id, **extra)
+
+    (error,) = push_env.connections.frames(connection)
+    assert error["code"] == "not_found"
+    assert push_env.push.subscriptions.for_task(task.id) == []

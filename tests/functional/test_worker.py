@@ -113,6 +113,12 @@ def test_event_without_task_id_is_ignored(store: TaskStore) -> None:
     assert worker.lambda_handler({"nope": 1}, None, deps=make_deps(store)) == {"task_id": None, "status": None}
 
 
+@pytest.fixture
+def invokable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKCAST_INVOKABLE_FUNCTIONS", "thumbnailer")
+
+
+@pytest.mark.usefixtures("invokable")
 def test_invoke_job_runs_an_existing_lambda_and_returns_its_payload(store: TaskStore) -> None:
     def answer(invocation: Invocation):
         return 200, {"X-Amz-Executed-Version": "$LATEST"}, json.dumps({"echo": invocation.payload}).encode()
@@ -126,6 +132,7 @@ def test_invoke_job_runs_an_existing_lambda_and_returns_its_payload(store: TaskS
     assert done.result == {"echo": {"image": "cat.png"}}
 
 
+@pytest.mark.usefixtures("invokable")
 def test_invoke_job_function_error_fails_the_task_with_that_error(store: TaskStore) -> None:
     def answer(invocation: Invocation):
         error = {"errorType": "KeyError", "errorMessage": "'image'", "stackTrace": []}
@@ -139,6 +146,35 @@ def test_invoke_job_function_error_fails_the_task_with_that_error(store: TaskSto
     assert failed.error["type"].endswith("/job-failed")
     assert failed.error["function_error"] == {"errorType": "KeyError", "errorMessage": "'image'"}
     assert "thumbnailer" in failed.error["detail"]
+
+
+@pytest.mark.usefixtures("invokable")
+def test_invoke_failures_never_put_aws_error_text_in_the_task(store: TaskStore) -> None:
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"
+
+    def answer(invocation: Invocation):
+        error = {"Type": "User", "message": f"Function not found: {arn}"}
+        return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(error).encode()
+
+    with LambdaApiStub(answer) as lambda_api:
+        task = put(store, "invoke", {"function": "thumbnailer"})
+        run(task.id, make_deps(store, client_factory=lambda service: lambda_api.client()))
+    failed = store.get(task.id)
+    assert failed.status is Status.FAILED
+    assert failed.error["type"].endswith("/invoke-failed")
+    text = json.dumps(failed.error)
+    assert "arn:" not in text and "123456789012" not in text, text
+
+
+def test_invoke_job_refuses_a_function_no_longer_listed_without_invoking(store: TaskStore, monkeypatch) -> None:
+    monkeypatch.setenv("TASKCAST_INVOKABLE_FUNCTIONS", "")
+    with LambdaApiStub(lambda invocation: (200, {}, b"null")) as lambda_api:
+        task = put(store, "invoke", {"function": "thumbnailer"})
+        run(task.id, make_deps(store, client_factory=lambda service: lambda_api.client()))
+    assert lambda_api.invocations == []
+    failed = store.get(task.id)
+    assert failed.status is Status.FAILED
+    assert failed.error["type"].endswith("/function-not-invokable")
 
 
 def test_rest_starts_the_worker_with_an_async_lambda_invoke(aws_mock) -> None:

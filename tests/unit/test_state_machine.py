@@ -112,3 +112,13 @@ def test_threads_racing_through_update_leave_one_terminal_and_a_gapless_history(
     history = store.history(task.id)
     assert [entry["version"] for entry in history] == list(range(1, final.version + 1))
     assert sum(Status(entry["status"]).terminal for entry in history) == 1
+
+
+def test_a_task_is_expired_from_its_expires_at_on() -> None:
+    from taskcast.models import Task, is_expired
+
+    task = Task(id="t-1", tenant="acme", type="sleep", expires_at=1_000)
+    assert not is_expired(task, 999.9)
+    assert is_expired(task, 1_000)
+    assert is_expired(task, 5_000)
+    assert not is_expired(Task(id="t-2", tenant="acme", type="sleep"), 5_000)  # no TTL: never stored
