@@ -16,9 +16,8 @@ from botocore.exceptions import ClientError
 
 from taskcast import aws
 from taskcast.models import now_iso
-from taskcast.store import from_attributes, to_attributes
+from taskcast.store import TTL_ATTRIBUTE, UPLOAD, from_attributes, item_key, to_attributes
 
-UPLOAD_SK = "UPLOAD"
 UPLOADS_PREFIX = "uploads/"
 RESULTS_PREFIX = "results/"
 WAITING_FOR_UPLOAD = "waiting for upload"
@@ -86,8 +85,7 @@ def object_refusal(upload: Upload, size: int, content_type: str | None) -> str |
 def _to_item(upload: Upload) -> dict[str, Any]:
     return to_attributes(
         {
-            "pk": upload.id,
-            "sk": UPLOAD_SK,
+            **item_key(upload.id, UPLOAD),
             "tenant": upload.tenant,
             "content_type": upload.content_type,
             "size": upload.size,
@@ -95,7 +93,7 @@ def _to_item(upload: Upload) -> dict[str, Any]:
             "url_expires_at": upload.url_expires_at,
             "task_id": upload.task_id,
             "created_at": upload.created_at,
-            "expires_at": upload.expires_at,
+            TTL_ATTRIBUTE: upload.expires_at,
         }
     )
 
@@ -145,7 +143,7 @@ class UploadStore:
     def get(self, upload_id: str) -> Upload | None:
         answer = self.client.get_item(
             TableName=self.table_name,
-            Key=to_attributes({"pk": upload_id, "sk": UPLOAD_SK}),
+            Key=to_attributes(item_key(upload_id, UPLOAD)),
             ConsistentRead=True,
         )
         item = answer.get("Item")

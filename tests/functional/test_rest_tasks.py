@@ -121,7 +121,7 @@ def test_crashing_job_names_the_exception(api: RestHarness) -> None:
 
 
 def test_deliveries_lists_the_log_after_the_tenant_check(api: RestHarness) -> None:
-    from taskcast.deliveries import DeliveryAttempt, DeliveryLog
+    from taskcast.store import DeliveryAttempt, DeliveryLog
 
     task_id = api.create("sleep", {"seconds": 0}).json()["id"]
     assert api.request("GET", f"/tasks/{task_id}/deliveries").json() == []
