@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -95,6 +95,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value)
     return value
+
+
+def get_item(dynamodb: Any, table_name: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """One item by its plain key, read consistently; None when it is absent."""
+    item: dict[str, Any] | None = dynamodb.get_item(
+        TableName=table_name, Key=to_attributes(key), ConsistentRead=True
+    ).get("Item")
+    return item
+
+
+class Owned(Protocol):
+    @property
+    def tenant(self) -> str: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
+
+
+def owned_by(record: OwnedT | None, tenant: str) -> OwnedT | None:
+    """``record`` if it belongs to ``tenant``; None either way otherwise (no existence leak)."""
+    return record if record is not None and record.tenant == tenant else None
 
 
 def query_items(dynamodb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -217,10 +238,7 @@ class TaskStore:
 
     def get_for_tenant(self, task_id: str, tenant: str) -> Task | None:
         """The task if it exists and belongs to ``tenant``; None either way otherwise (no existence leak)."""
-        task = self.get(task_id)
-        if task is None or task.tenant != tenant:
-            return None
-        return task
+        return owned_by(self.get(task_id), tenant)
 
     def replace(self, current: Task, new: Task) -> Task:
         """Write ``new`` over ``current`` if nobody changed the task since ``current`` was read."""

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from taskcast import aws
 from taskcast.models import now_iso
-from taskcast.store import TTL_ATTRIBUTE, UPLOAD, from_attributes, item_key, to_attributes
+from taskcast.store import TTL_ATTRIBUTE, UPLOAD, from_attributes, get_item, item_key, owned_by, to_attributes
 
 UPLOADS_PREFIX = "uploads/"
 RESULTS_PREFIX = "results/"
@@ -141,17 +141,9 @@ class UploadStore:
         return upload
 
     def get(self, upload_id: str) -> Upload | None:
-        answer = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_attributes(item_key(upload_id, UPLOAD)),
-            ConsistentRead=True,
-        )
-        item = answer.get("Item")
+        item = get_item(self.client, self.table_name, item_key(upload_id, UPLOAD))
         return _from_item(item) if item else None
 
     def get_for_tenant(self, upload_id: str, tenant: str) -> Upload | None:
         """The upload if it exists and belongs to ``tenant``; None either way otherwise (no existence leak)."""
-        upload = self.get(upload_id)
-        if upload is None or upload.tenant != tenant:
-            return None
-        return upload
+        return owned_by(self.get(upload_id), tenant)
