@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
@@ -228,32 +228,27 @@ def management_client(endpoint_url: str, pool_size: int = 32) -> Any:
         )
 
 
+@dataclass(eq=False)
 class ConnectionPoster:
-    def __init__(
-        self,
-        client: Any,
-        *,
-        workers: int = 16,
-        attempts: int = 6,
-        base_delay_s: float = 0.05,
-        max_delay_s: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        self.client = client
-        self.attempts = attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
-        self._sleep = sleep
-        self._rand = rand
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fanout")
+    client: Any
+    _: KW_ONLY
+    workers: int = 16
+    attempts: int = 6
+    base_delay_s: float = 0.05
+    max_delay_s: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="fanout")
 
     def post(self, connection_id: str, data: bytes, metrics: MetricsSink = NO_METRICS) -> PostOutcome:
         """Post one frame, retrying transient failures; raises ``PostFailed`` when it gives up.
 
         ``metrics`` counts the retries; the caller's own, as the poster is shared by several functions.
         """
-        delays = backoff_delays(self.attempts, self.base_delay_s, self.max_delay_s, self._rand)
+        delays = backoff_delays(self.attempts, self.base_delay_s, self.max_delay_s, self.rand)
         last_reason = ""
         for attempt in range(self.attempts):
             try:
@@ -267,7 +262,7 @@ class ConnectionPoster:
                 last_reason = _describe(error)
             if attempt < len(delays):
                 metrics.count(WEBSOCKET_POST_RETRIES)
-                self._sleep(delays[attempt])
+                self.sleep(delays[attempt])
         raise PostFailed(connection_id, f"still failing after {self.attempts} attempts ({last_reason})")
 
     def map_settled(self, function: Callable[[T], R], items: Iterable[T]) -> list[tuple[T, R | BaseException]]:
