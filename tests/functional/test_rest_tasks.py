@@ -9,12 +9,6 @@ import pytest
 from tests.functional.rest_harness import WAIT_S, RestHarness
 
 
-@pytest.fixture
-def api(dynamodb, settings):
-    with RestHarness(settings) as harness:
-        yield harness
-
-
 def test_create_run_progress_result_and_history(api: RestHarness) -> None:
     created = api.create("gate", {"name": "main"})
     assert created.status == 202
