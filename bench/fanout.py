@@ -223,13 +223,8 @@ async def _websocket(stack: Any, fixture: Fixture, probe: probe_mod.Probes, n: i
             raise SetupFailed(f"only {answered:,} of {n:,} subscriptions answered in {wait_s:.0f} s")
         # Nearly all: measure those (the row's ``n`` stays N; ``delivered`` tells how many got the change).
         changes.expect({key for key in pairs if key in snapshots.arrived})
-    await probe_mod.wait_until_quiet(probe, quiet_s=1.0, timeout_s=wait_s)  # e.g. the creations' stream records
-    mark = probe.mark()
-    t0 = time.time()
-    await fixture.start_many(task_ids)
-    writes_done = time.time()
-    await changes.wait(wait_s)
-    calls = probe.since(mark)
+    # after the creations' stream records (and webhooks) have settled
+    t0, writes_done, calls = await _start_and_measure(fixture, probe, task_ids, changes, wait_s)
     row = _row("websocket", shape, n, t0, writes_done, changes.arrived, task_ids, calls, fixture, None)
     row["error_messages"] = len(errors)
     if errors:
@@ -252,15 +247,21 @@ async def _webhooks(stack: Any, fixture: Fixture, probe: probe_mod.Probes, n: in
         changes.expect({(task_id, 2) for task_id in task_ids})
         if not await created.wait(wait_s):
             raise SetupFailed(f"only {len(created.arrived):,} of {n:,} creation webhooks arrived in {wait_s:.0f} s")
-        await probe_mod.wait_until_quiet(probe, quiet_s=1.0, timeout_s=wait_s)
-        mark = probe.mark()
-        t0 = time.time()
-        await fixture.start_many(task_ids)
-        writes_done = time.time()
-        await changes.wait(wait_s)
-        calls = probe.since(mark)
+        t0, writes_done, calls = await _start_and_measure(fixture, probe, task_ids, changes, wait_s)
         arrivals = {(task_id, version): at for (task_id, version), at in changes.arrived.items()}
     return _row("webhook", "many-tasks", n, t0, writes_done, arrivals, task_ids, calls, fixture, sink)
+
+
+async def _start_and_measure(fixture: Fixture, probe: probe_mod.Probes, task_ids: list[str], changes: Any,
+                             wait_s: float) -> tuple[float, float, Any]:
+    """Start every task once the stack is quiet; (start, writes done, calls made meanwhile) once changes arrived."""
+    await probe_mod.wait_until_quiet(probe, quiet_s=1.0, timeout_s=wait_s)
+    mark = probe.mark()
+    t0 = time.time()
+    await fixture.start_many(task_ids)
+    writes_done = time.time()
+    await changes.wait(wait_s)
+    return t0, writes_done, probe.since(mark)
 
 
 def _follow(task_id: str) -> Follow:

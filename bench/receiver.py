@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.clients import TERMINAL, Follow
-from taskcast_client.webhook_receiver import Delivery, WebhookReceiver
+from taskcast_client.webhooks import Delivery, WebhookReceiver
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -34,17 +33,6 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
 def error_code(error: ClientError) -> str:
     """The AWS error code of a failed call (``"ConditionalCheckFailedException"``, ``"404"``, ...)."""
     return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def query_items(dynamodb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every item a DynamoDB Query answers, page after page."""
-    request = dict(request)
-    while True:
-        page = dynamodb.query(**request)
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def reset_clients() -> None:

@@ -24,7 +24,7 @@ READY_PREFIX = "TASKCAST_READY "
 # imported only when used, so `taskcast local` starts without loading the clients.
 DELEGATED: dict[str, tuple[str, str]] = {
     "submit": ("taskcast_client.client_cli", "submit a task and follow it"),
-    "webhook-receiver": ("taskcast_client.webhook_receiver", "receive and verify webhooks"),
+    "webhook-receiver": ("taskcast_client.webhooks", "receive and verify webhooks"),
     "redrive": ("taskcast.redrive", "move webhook jobs from the dead-letter queue back to the retry queue"),
     "cost": ("taskcast.cost_cli", "monthly AWS cost of polling versus push versus webhooks"),
 }

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from taskcast.webhooks.retry_queue import BadJob, WebhookJob
+from taskcast.webhooks.format import BadJob, WebhookJob
 
 SQS_BATCH = 10
 DEFAULT_MAX = 100

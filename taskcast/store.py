@@ -1,32 +1,78 @@
-"""The task store: one DynamoDB table holding, per task id (partition key ``pk``):
+"""Storage: the DynamoDB codec, every key shape of both tables, and every store on them.
 
-- ``sk = "STATE"``: the current task, replaced whole on every change under a condition on ``version``;
+The tasks table holds, per partition key ``pk``:
+
+- ``pk`` = task id, ``sk = "STATE"``: the current task, replaced whole on every change under a
+  condition on ``version``;
 - ``sk = "V#0000000001"`` …: the append-only history, one record per version, written in the same
   transaction as the state it records;
-- other sort keys (``D#…`` delivery log, ``FANOUT``) belong to the push path.
+- ``sk = "FANOUT"``: the highest version already fanned out to WebSocket subscribers (``Markers``);
+- ``sk = "WEBHOOK"``: present once a receiver answered ``410 Gone``: the task's callback is disabled;
+- ``sk = "D#version#attempt"``: the webhook delivery log (``DeliveryLog``), one item per attempt;
+- ``pk`` = upload id, ``sk = "UPLOAD"``: an upload declaration (``taskcast.uploads``).
+
+The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``).
 
 Every item carries the TTL attribute ``expires_at``. Values that are arbitrary JSON (input, result,
-error) are stored as JSON strings so that numbers keep their type.
+error, history entries, log entries) are stored as JSON strings so that numbers keep their type.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from taskcast import aws
-from taskcast.models import Status, Task, history_entry, is_expired
+from taskcast.models import Status, Task, history_entry, is_expired, now_iso
+from taskcast.webhooks.format import Outcome
 
+# --- the key schema -------------------------------------------------------------------------------
+
+TTL_ATTRIBUTE = "expires_at"
 STATE = "STATE"
 HISTORY_PREFIX = "V#"
+FANOUT = "FANOUT"
+WEBHOOK = "WEBHOOK"
+DELIVERY_PREFIX = "D#"
+UPLOAD = "UPLOAD"
+BY_CONNECTION_INDEX = "by-connection"  # subscriptions table GSI: connection_id → task_id
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+def item_key(pk: str, sk: str) -> dict[str, str]:
+    """A tasks-table key, plain (``to_attributes`` makes it a DynamoDB ``Key``)."""
+    return {"pk": pk, "sk": sk}
+
+
+def parse_item_key(keys: dict[str, Any]) -> tuple[str, str]:
+    """``(pk, sk)`` of a tasks-table key in DynamoDB form (a stream record's ``Keys``); "" when absent."""
+    return (keys.get("pk") or {}).get("S", ""), (keys.get("sk") or {}).get("S", "")
+
+
+# The largest version history_key's ten digits hold; a larger one would sort outside the history's range.
+MAX_VERSION = 9_999_999_999
+
+
+def history_key(version: int) -> str:
+    return f"{HISTORY_PREFIX}{version:010d}"
+
+
+def delivery_key(version: int, attempt: int) -> str:
+    return f"{DELIVERY_PREFIX}{version:010d}#{attempt:03d}"
+
+
+def subscription_key(task_id: str, connection_id: str) -> dict[str, str]:
+    """A subscriptions-table key, plain."""
+    return {"task_id": task_id, "connection_id": connection_id}
 
 
 class VersionConflict(Exception):
@@ -37,12 +83,7 @@ class TaskExists(Exception):
     pass
 
 
-# The largest version history_key's ten digits hold; a larger one would sort outside the history's range.
-MAX_VERSION = 9_999_999_999
-
-
-def history_key(version: int) -> str:
-    return f"{HISTORY_PREFIX}{version:010d}"
+# --- the codec ------------------------------------------------------------------------------------
 
 
 def to_attributes(data: dict[str, Any]) -> dict[str, Any]:
@@ -55,11 +96,44 @@ def from_attributes(item: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal; taskcast only stores integers."""
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return int(value)
     return value
+
+
+def get_item(dynamodb: Any, table_name: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """One item by its plain key, read consistently; None when it is absent."""
+    item: dict[str, Any] | None = dynamodb.get_item(
+        TableName=table_name, Key=to_attributes(key), ConsistentRead=True
+    ).get("Item")
+    return item
+
+
+class Owned(Protocol):
+    @property
+    def tenant(self) -> str: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
+
+
+def owned_by(record: OwnedT | None, tenant: str) -> OwnedT | None:
+    """``record`` if it belongs to ``tenant``; None either way otherwise (no existence leak)."""
+    return record if record is not None and record.tenant == tenant else None
+
+
+def query_items(dynamodb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item a DynamoDB Query answers, page after page."""
+    request = dict(request)
+    while True:
+        page = dynamodb.query(**request)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# --- tasks: STATE and history --------------------------------------------------------------------
 
 
 def task_to_item(task: Task) -> dict[str, Any]:
@@ -179,10 +253,7 @@ class TaskStore:
 
     def get_for_tenant(self, task_id: str, tenant: str) -> Task | None:
         """The task if it exists and belongs to ``tenant``; None either way otherwise (no existence leak)."""
-        task = self.get(task_id)
-        if task is None or task.tenant != tenant:
-            return None
-        return task
+        return owned_by(self.get(task_id), tenant)
 
     def replace(self, current: Task, new: Task) -> Task:
         """Write ``new`` over ``current`` if nobody changed the task since ``current`` was read."""
@@ -249,4 +320,288 @@ class TaskStore:
             ),
             "ConsistentRead": True,
         }
-        return [json.loads(from_attributes(item)["entry_json"]) for item in aws.query_items(self.client, kwargs)]
+        return [json.loads(from_attributes(item)["entry_json"]) for item in query_items(self.client, kwargs)]
+
+
+# --- the push path's items: markers and the delivery log ----------------------------------------
+
+def _conditional_failed(error: ClientError) -> bool:
+    return aws.error_code(error) == "ConditionalCheckFailedException"
+
+
+class Markers:
+    """The per-task ``FANOUT`` and ``WEBHOOK`` items the push path keeps beside the task.
+
+    ``FANOUT`` is advanced (conditionally, never backwards) after a version went out, so a replayed
+    stream batch does not send it again. The delivery log also serves as a marker: once the first
+    attempt of a version is logged, a replayed batch does not send that webhook again.
+    """
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self.client = client or aws.client("dynamodb")
+
+    def _key(self, task_id: str, sort_key: str) -> dict[str, Any]:
+        return to_attributes(item_key(task_id, sort_key))
+
+    def fanned_out_version(self, task_id: str) -> int:
+        answer = self.client.get_item(
+            TableName=self.table_name,
+            Key=self._key(task_id, FANOUT),
+            ConsistentRead=True,
+            ProjectionExpression="#version",
+            ExpressionAttributeNames={"#version": "version"},
+        )
+        item = answer.get("Item")
+        return int(item["version"]["N"]) if item else 0
+
+    def advance_fanout(self, task_id: str, version: int, expires_at: int) -> None:
+        """Record that ``version`` went out; an older version never overwrites a newer one."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(task_id, FANOUT),
+                UpdateExpression="SET #version = :version, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(#version) OR #version < :version",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":version": {"N": str(version)}, ":expires": {"N": str(expires_at)}},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+
+    def webhook_state(self, task_id: str, version: int) -> tuple[bool, bool]:
+        """(callback disabled, first attempt of ``version`` already logged) in one round trip."""
+        keys = [self._key(task_id, WEBHOOK), self._key(task_id, delivery_key(version, 1))]
+        request: dict[str, Any] = {
+            self.table_name: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "sk"}
+        }
+        found: set[str] = set()
+        for _ in range(5):
+            answer = self.client.batch_get_item(RequestItems=request)
+            found.update(item["sk"]["S"] for item in answer.get("Responses", {}).get(self.table_name, []))
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        return WEBHOOK in found, delivery_key(version, 1) in found
+
+    def callback_disabled(self, task_id: str) -> bool:
+        answer = self.client.get_item(
+            TableName=self.table_name, Key=self._key(task_id, WEBHOOK), ConsistentRead=True, ProjectionExpression="sk"
+        )
+        return "Item" in answer
+
+    def disable_callback(self, task_id: str, reason: str, expires_at: int) -> None:
+        data = {**item_key(task_id, WEBHOOK), "reason": reason, "at": now_iso(), TTL_ATTRIBUTE: expires_at}
+        item = to_attributes(data)
+        self.client.put_item(TableName=self.table_name, Item=item)
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    webhook_id: str
+    version: int
+    attempt: int
+    status_code: int | None
+    at: str
+    outcome: Outcome
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["error"] is None:
+            del data["error"]
+        return data
+
+
+class DeliveryLog:
+    """The webhook delivery log: one item per attempt, beside the task (``sk = D#version#attempt``)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self.client = client or aws.client("dynamodb")
+
+    def record(self, task_id: str, tenant: str, expires_at: int, attempt: DeliveryAttempt) -> None:
+        item = {
+            **item_key(task_id, delivery_key(attempt.version, attempt.attempt)),
+            "tenant": tenant,
+            TTL_ATTRIBUTE: expires_at,
+            "attempt_json": json.dumps(attempt.as_json()),
+        }
+        self.client.put_item(TableName=self.table_name, Item=to_attributes(item))
+
+    def list(self, task_id: str) -> list[dict[str, Any]]:
+        """Every attempt for the task, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_attributes({":pk": task_id, ":prefix": DELIVERY_PREFIX}),
+            "ConsistentRead": True,
+        }
+        entries = [json.loads(from_attributes(item)["attempt_json"]) for item in query_items(self.client, kwargs)]
+        return sorted(entries, key=lambda entry: (entry["at"], entry["version"], entry["attempt"]))
+
+
+# --- the subscriptions table -------------------------------------------------------------------------
+
+# How long a subscribe handshake may hold back live changes before the consumer stops waiting for it.
+HANDSHAKE_HOLD_S = 5.0
+_BATCH_WRITE_LIMIT = 25
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Which WebSocket connection listens to which task (see ``SubscriptionStore``)."""
+
+    task_id: str
+    connection_id: str
+    tenant: str
+    after_version: int = 0
+    pending_until: float | None = None
+    expires_at: int = 0
+
+    def pending(self, now: float) -> bool:
+        """True while the subscribe handshake may still be sending this connection its first messages."""
+        return self.pending_until is not None and now < self.pending_until
+
+
+def _subscription_item(subscription: Subscription) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        **subscription_key(subscription.task_id, subscription.connection_id),
+        "tenant": subscription.tenant,
+        "after_version": subscription.after_version,
+        TTL_ATTRIBUTE: subscription.expires_at,
+    }
+    item = to_attributes(data)
+    if subscription.pending_until is not None:
+        # Fractional epoch seconds: stored as a number string so no precision is lost to int().
+        item["pending_until"] = {"N": repr(round(subscription.pending_until, 3))}
+    return item
+
+
+def _subscription_from_item(item: dict[str, Any]) -> Subscription:
+    pending = item.get("pending_until")
+    plain = from_attributes({key: value for key, value in item.items() if key != "pending_until"})
+    return Subscription(
+        task_id=plain["task_id"],
+        connection_id=plain["connection_id"],
+        tenant=plain.get("tenant", ""),
+        after_version=int(plain.get("after_version", 0)),
+        pending_until=float(pending["N"]) if pending else None,
+        expires_at=int(plain.get("expires_at", 0)),
+    )
+
+
+class SubscriptionStore:
+    """One item per (``task_id``, ``connection_id``) in the subscriptions table, so that fan-out is a Query by
+task id (never a Scan) and ``$disconnect`` finds a connection's items through the ``by-connection`` GSI.
+
+Each item carries:
+
+- ``tenant``: the connection's tenant (checked when the subscription was made);
+- ``after_version``: the last version this connection was sent by the subscribe handshake; the stream
+  consumer sends it only versions greater than this, so the snapshot never makes a version go backwards;
+- ``pending_until``: present while the subscribe handshake is still sending the snapshot or replay. The
+  consumer waits for it to go away (or expire) before sending live changes, so that live changes always
+  arrive after the handshake's messages (see ``taskcast.push.subscribe``);
+- ``expires_at``: the TTL, past API Gateway's 2-hour connection limit.
+    """
+
+    def __init__(self, table_name: str, client: Any = None, ttl_s: int = 3 * 3600) -> None:
+        self.table_name = table_name
+        self.client = client or aws.client("dynamodb")
+        self.ttl_s = ttl_s
+
+    def _key(self, task_id: str, connection_id: str) -> dict[str, Any]:
+        return to_attributes(subscription_key(task_id, connection_id))
+
+    def begin(self, task_id: str, connection_id: str, tenant: str, now: float | None = None) -> Subscription:
+        """Write the subscription as pending: live changes wait until ``confirm`` (or the hold expires)."""
+        now = time.time() if now is None else now
+        subscription = Subscription(
+            task_id=task_id,
+            connection_id=connection_id,
+            tenant=tenant,
+            after_version=0,
+            pending_until=now + HANDSHAKE_HOLD_S,
+            expires_at=int(now) + self.ttl_s,
+        )
+        self.client.put_item(TableName=self.table_name, Item=_subscription_item(subscription))
+        return subscription
+
+    def confirm(self, task_id: str, connection_id: str, after_version: int) -> bool:
+        """End the handshake: from now on the consumer sends this connection versions > ``after_version``.
+
+        False when the subscription is gone meanwhile (unsubscribed or disconnected).
+        """
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(task_id, connection_id),
+                UpdateExpression="SET after_version = :after REMOVE pending_until",
+                ConditionExpression="attribute_exists(task_id)",
+                ExpressionAttributeValues={":after": {"N": str(after_version)}},
+            )
+        except ClientError as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, task_id: str, connection_id: str) -> Subscription | None:
+        answer = self.client.get_item(
+            TableName=self.table_name, Key=self._key(task_id, connection_id), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return _subscription_from_item(item) if item else None
+
+    def remove(self, task_id: str, connection_id: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key=self._key(task_id, connection_id))
+
+    def for_task(self, task_id: str) -> list[Subscription]:
+        """Every subscription to ``task_id``: a Query on the table's partition key."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "task_id = :task",
+            "ExpressionAttributeValues": to_attributes({":task": task_id}),
+            "ConsistentRead": True,
+        }
+        return [_subscription_from_item(item) for item in self._query(kwargs)]
+
+    def tasks_of_connection(self, connection_id: str) -> list[str]:
+        """The task ids a connection subscribes to, through the ``by-connection`` GSI (eventually consistent)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_CONNECTION_INDEX,
+            "KeyConditionExpression": "connection_id = :connection",
+            "ExpressionAttributeValues": to_attributes({":connection": connection_id}),
+        }
+        return [item["task_id"]["S"] for item in self._query(kwargs)]
+
+    def remove_connection(self, connection_id: str) -> int:
+        """Delete every subscription of a connection; returns how many were deleted.
+
+        The GSI is eventually consistent, so a subscription written a moment before may survive: the
+        fan-out removes it on its first ``GoneException`` and the TTL removes it in any case.
+        """
+        task_ids = self.tasks_of_connection(connection_id)
+        for start in range(0, len(task_ids), _BATCH_WRITE_LIMIT):
+            chunk = task_ids[start : start + _BATCH_WRITE_LIMIT]
+            requests: list[dict[str, Any]] = [
+                {"DeleteRequest": {"Key": self._key(task_id, connection_id)}} for task_id in chunk
+            ]
+            self._batch_write(requests)
+        return len(task_ids)
+
+    def _batch_write(self, requests: list[dict[str, Any]], attempts: int = 5) -> None:
+        pending = {self.table_name: requests}
+        for attempt in range(attempts):
+            answer = self.client.batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        # Whatever is left expires through the TTL; deleting subscriptions is best effort.
+
+    def _query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return query_items(self.client, kwargs)

@@ -16,9 +16,8 @@ from botocore.exceptions import ClientError
 
 from taskcast import aws
 from taskcast.models import now_iso
-from taskcast.store import from_attributes, to_attributes
+from taskcast.store import TTL_ATTRIBUTE, UPLOAD, from_attributes, get_item, item_key, owned_by, to_attributes
 
-UPLOAD_SK = "UPLOAD"
 UPLOADS_PREFIX = "uploads/"
 RESULTS_PREFIX = "results/"
 WAITING_FOR_UPLOAD = "waiting for upload"
@@ -86,8 +85,7 @@ def object_refusal(upload: Upload, size: int, content_type: str | None) -> str |
 def _to_item(upload: Upload) -> dict[str, Any]:
     return to_attributes(
         {
-            "pk": upload.id,
-            "sk": UPLOAD_SK,
+            **item_key(upload.id, UPLOAD),
             "tenant": upload.tenant,
             "content_type": upload.content_type,
             "size": upload.size,
@@ -95,7 +93,7 @@ def _to_item(upload: Upload) -> dict[str, Any]:
             "url_expires_at": upload.url_expires_at,
             "task_id": upload.task_id,
             "created_at": upload.created_at,
-            "expires_at": upload.expires_at,
+            TTL_ATTRIBUTE: upload.expires_at,
         }
     )
 
@@ -143,17 +141,9 @@ class UploadStore:
         return upload
 
     def get(self, upload_id: str) -> Upload | None:
-        answer = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_attributes({"pk": upload_id, "sk": UPLOAD_SK}),
-            ConsistentRead=True,
-        )
-        item = answer.get("Item")
+        item = get_item(self.client, self.table_name, item_key(upload_id, UPLOAD))
         return _from_item(item) if item else None
 
     def get_for_tenant(self, upload_id: str, tenant: str) -> Upload | None:
         """The upload if it exists and belongs to ``tenant``; None either way otherwise (no existence leak)."""
-        upload = self.get(upload_id)
-        if upload is None or upload.tenant != tenant:
-            return None
-        return upload
+        return owned_by(self.get(upload_id), tenant)

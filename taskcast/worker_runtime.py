@@ -118,7 +118,7 @@ def _run_claimed(task: Task, deps: WorkerDeps, lambda_context: Any) -> Task | No
         )
 
     ctx = JobContext(
-        task, deps.store, lambda_context, client_factory=deps.client_factory, sleep=deps.sleep, clock=deps.clock,
+        task, deps.store, lambda_context, client=deps.client_factory, sleep=deps.sleep, clock=deps.clock,
         uploads=deps.uploads,
     )
     try:

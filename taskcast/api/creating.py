@@ -14,7 +14,7 @@ from taskcast.jobs import InvalidJobInput, UnknownJob
 from taskcast.models import Status, Task, problem, transition
 from taskcast.upload_queue import object_exists
 from taskcast.uploads import upload_id_of
-from taskcast.urlguard import CallbackRefused, check_callback_url
+from taskcast.webhooks.delivery import CallbackRefused, check_callback_url
 
 logger = logging.getLogger(__name__)
 

@@ -10,14 +10,13 @@ from typing import Any
 
 from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
-from taskcast.deliveries import DeliveryLog
 from taskcast.jobs import JobRegistry, default_registry
 from taskcast.presign import presigning_client
 from taskcast.settings import Settings
-from taskcast.store import TaskStore
+from taskcast.store import DeliveryLog, TaskStore
 from taskcast.upload_queue import DeadlineQueue
 from taskcast.uploads import UploadStore
-from taskcast.urlguard import HostLookup, system_lookup
+from taskcast.webhooks.delivery import HostLookup, system_lookup
 
 WorkerInvoker = Callable[[str], None]
 

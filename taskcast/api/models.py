@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskcast.deliveries import Outcome
+from taskcast.webhooks.format import Outcome
 
 CALLBACK_URL_MAX = 2048
 # RFC 9110 media type: type "/" subtype, then optional "; name=value" parameters (token values only).

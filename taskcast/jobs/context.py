@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from taskcast import aws
@@ -19,24 +20,15 @@ class Cancelled(Exception):
     """The task was cancelled (or otherwise finished) while the job ran: stop quietly."""
 
 
+@dataclass(eq=False)
 class JobContext:
-    def __init__(
-        self,
-        task: Task,
-        store: TaskStore,
-        lambda_context: Any = None,
-        client_factory: Callable[[str], Any] = aws.client,
-        sleep: Callable[[float], None] = time.sleep,
-        uploads: UploadReader | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.task = task
-        self.store = store
-        self.lambda_context = lambda_context
-        self.client = client_factory
-        self.sleep = sleep
-        self.uploads = uploads
-        self.clock = clock
+    task: Task
+    store: TaskStore
+    lambda_context: Any = None
+    client: Callable[[str], Any] = aws.client  # the boto3 client for a service name
+    sleep: Callable[[float], None] = time.sleep
+    uploads: UploadReader | None = None
+    clock: Callable[[], float] = time.monotonic
 
     @property
     def task_id(self) -> str:

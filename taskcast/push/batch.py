@@ -24,8 +24,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from taskcast.metrics import STATUS_CHANGES, STREAM_RECORDS
 from taskcast.push.deps import PushDeps
-from taskcast.push.fanout import PoisonRecord, StateChange, parse_stream_record
-from taskcast.push.websocket_fanout import FanoutReport
+from taskcast.push.fanout import FanoutReport, PoisonRecord, StateChange, parse_stream_record
+from taskcast.store import parse_item_key
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Batch:
 
     def handle(self, record: DynamoDBRecord) -> FanoutReport | None:
         raw = record.raw_event
-        task_id = ((raw.get("dynamodb") or {}).get("Keys") or {}).get("pk", {}).get("S", "")
+        task_id, _ = parse_item_key((raw.get("dynamodb") or {}).get("Keys") or {})
         if task_id in self.failed_tasks:
             raise EarlierChangeFailed(task_id)
         try:

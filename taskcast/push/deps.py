@@ -13,14 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from taskcast import aws
-from taskcast.deliveries import DeliveryLog
-from taskcast.markers import Markers
 from taskcast.metrics import MetricsSink, default_metrics
-from taskcast.push.connections import ConnectionPoster, management_client
-from taskcast.push.websocket_fanout import WebSocketFanout
+from taskcast.push.fanout import ConnectionPoster, WebSocketFanout, management_client
 from taskcast.settings import Settings
-from taskcast.store import TaskStore
-from taskcast.subscriptions import SubscriptionStore
+from taskcast.store import DeliveryLog, Markers, SubscriptionStore, TaskStore
 from taskcast.tenants import TenantDirectory
 from taskcast.webhooks.delivery import WebhookDelivery, WebhookSender
 from taskcast.webhooks.retry_queue import RetryQueue

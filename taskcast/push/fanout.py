@@ -1,16 +1,59 @@
-"""Fan-out decisions, as plain functions over data: which stream records matter, who gets a version,
-and what frame goes over the wire."""
+"""Fan-out: one task change to its WebSocket subscribers, from decision to ``@connections`` POST.
+
+- Decisions, as plain functions over data: which stream records matter, who gets a version, and the
+  frame on the wire.
+- The poster: one shared ``apigatewaymanagementapi`` client per endpoint, a bounded thread pool for
+  concurrent posts, and our own retry loop (the client's are turned off so the two do not multiply).
+  ``GoneException`` (410): the connection is closed, its subscriptions are deleted; 429
+  ``LimitExceededException``, 5xx and connection errors: retried with exponential backoff and full
+  jitter, a bounded number of times, then ``PostFailed`` so the stream record fails and the stream
+  delivers it again. Nothing is silently dropped.
+- ``WebSocketFanout``, the I/O around the decisions. The ``FANOUT`` marker is advanced only after every
+  subscriber got the version, so a replayed batch skips versions already fanned out. A version can
+  still reach a connection twice when the fan-out of that version fails part-way (some posts
+  delivered, one still throttled after its retries): the record fails, the stream delivers it again,
+  and the connections that already had it get it again. Clients drop repeats by ``version``; a version
+  never goes backwards for a connection.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import KW_ONLY, dataclass, field
+from enum import StrEnum
+from functools import cache
+from typing import Any, TypeVar
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from taskcast.aws import error_code
+from taskcast.metrics import (
+    GONE_CONNECTIONS,
+    NO_METRICS,
+    WEBSOCKET_POST_FAILURES,
+    WEBSOCKET_POST_RETRIES,
+    WEBSOCKET_POSTS,
+    MetricsSink,
+    default_metrics,
+)
 from taskcast.models import Task, status_message
-from taskcast.store import STATE, from_attributes, task_from_plain
-from taskcast.subscriptions import Subscription
+from taskcast.store import (
+    STATE,
+    Markers,
+    Subscription,
+    SubscriptionStore,
+    from_attributes,
+    parse_item_key,
+    task_from_plain,
+)
 
 # API Gateway refuses @connections messages over 128 KB.
 MAX_FRAME_BYTES = 128 * 1024
@@ -40,8 +83,7 @@ def parse_stream_record(record: Mapping[str, Any]) -> StateChange | None:
     if record.get("eventName") not in {"INSERT", "MODIFY"}:
         return None
     body = record.get("dynamodb") or {}
-    keys = body.get("Keys") or {}
-    if (keys.get("sk") or {}).get("S") != STATE:
+    if parse_item_key(body.get("Keys") or {})[1] != STATE:
         return None
     try:
         new = from_attributes(body["NewImage"])
@@ -118,3 +160,236 @@ def frame(message: Mapping[str, Any], limit: int = MAX_FRAME_BYTES) -> bytes:
 
 def message_for(change: StateChange) -> dict[str, Any]:
     return status_message(change.task)
+
+
+# --- posting frames through @connections -------------------------------------------------------
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_RETRYABLE_CODES = frozenset(
+    {"LimitExceededException", "TooManyRequestsException", "ThrottlingException", "InternalServerError"}
+)
+_lock = threading.Lock()
+
+
+class PostOutcome(StrEnum):
+    DELIVERED = "delivered"
+    GONE = "gone"
+
+
+class PostFailed(Exception):
+    """A frame could not be posted after every retry (or the error is not one to retry)."""
+
+    def __init__(self, connection_id: str, reason: str) -> None:
+        super().__init__(f"posting to connection {connection_id} failed: {reason}")
+        self.connection_id = connection_id
+        self.reason = reason
+
+
+def backoff_delays(
+    attempts: int, base_s: float, cap_s: float, rand: Callable[[], float] = random.random
+) -> list[float]:
+    """The waits between ``attempts`` tries: exponential growth capped at ``cap_s``, with full jitter."""
+    return [rand() * min(cap_s, base_s * 2**retry) for retry in range(max(0, attempts - 1))]
+
+
+def _http_status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def is_gone(error: Exception) -> bool:
+    return isinstance(error, ClientError) and (error_code(error) == "GoneException" or _http_status(error) == 410)
+
+
+def is_retryable(error: Exception) -> bool:
+    if isinstance(error, ConnectionError | HTTPClientError):
+        return True
+    if isinstance(error, ClientError):
+        status = _http_status(error)
+        return error_code(error) in _RETRYABLE_CODES or status == 429 or status >= 500
+    return False
+
+
+@cache
+def management_client(endpoint_url: str, pool_size: int = 32) -> Any:
+    """The shared ``apigatewaymanagementapi`` client for ``endpoint_url`` (the stage URL on AWS)."""
+    with _lock:
+        return boto3.session.Session().client(
+            "apigatewaymanagementapi",
+            endpoint_url=endpoint_url,
+            config=Config(
+                # One attempt per call: ConnectionPoster owns retries, with jitter and a bound.
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                max_pool_connections=pool_size,
+                connect_timeout=5,
+                read_timeout=10,
+            ),
+        )
+
+
+@dataclass(eq=False)
+class ConnectionPoster:
+    client: Any
+    _: KW_ONLY
+    workers: int = 16
+    attempts: int = 6
+    base_delay_s: float = 0.05
+    max_delay_s: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="fanout")
+
+    def post(self, connection_id: str, data: bytes, metrics: MetricsSink = NO_METRICS) -> PostOutcome:
+        """Post one frame, retrying transient failures; raises ``PostFailed`` when it gives up.
+
+        ``metrics`` counts the retries; the caller's own, as the poster is shared by several functions.
+        """
+        delays = backoff_delays(self.attempts, self.base_delay_s, self.max_delay_s, self.rand)
+        last_reason = ""
+        for attempt in range(self.attempts):
+            try:
+                self.client.post_to_connection(ConnectionId=connection_id, Data=data)
+                return PostOutcome.DELIVERED
+            except Exception as error:  # noqa: BLE001 - classified below, re-raised as PostFailed
+                if is_gone(error):
+                    return PostOutcome.GONE
+                if not is_retryable(error):
+                    raise PostFailed(connection_id, _describe(error)) from error
+                last_reason = _describe(error)
+            if attempt < len(delays):
+                metrics.count(WEBSOCKET_POST_RETRIES)
+                self.sleep(delays[attempt])
+        raise PostFailed(connection_id, f"still failing after {self.attempts} attempts ({last_reason})")
+
+    def map_settled(self, function: Callable[[T], R], items: Iterable[T]) -> list[tuple[T, R | BaseException]]:
+        """Run ``function`` over ``items`` in the pool; each item paired with its result or its exception."""
+        futures = [(item, self._pool.submit(function, item)) for item in items]
+        settled: list[tuple[T, R | BaseException]] = []
+        for item, future in futures:
+            error = future.exception()
+            settled.append((item, error if error is not None else future.result()))
+        return settled
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return f"{error_code(error) or 'error'} (HTTP {_http_status(error)})"
+    return type(error).__name__
+
+
+# --- the fan-out of one change ----------------------------------------------------------------------
+
+logger = logging.getLogger(__name__)
+
+
+class Delivery(StrEnum):
+    SENT = "sent"
+    GONE = "gone"
+    SKIPPED = "skipped"
+
+
+class FanoutFailed(Exception):
+    """Some subscribers could not be reached; the stream record must be delivered again."""
+
+
+@dataclass(frozen=True)
+class FanoutReport:
+    task_id: str
+    version: int
+    sent: int = 0
+    gone: int = 0
+    skipped: int = 0
+    replayed: bool = False
+
+
+class WebSocketFanout:
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        poster: ConnectionPoster,
+        markers: Markers,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        metrics: MetricsSink | None = None,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.poster = poster
+        self.markers = markers
+        self.metrics = metrics if metrics is not None else default_metrics()
+        self._clock = clock
+        self._sleep = sleep
+
+    def fan_out(self, change: StateChange, fanned_out: MutableMapping[str, int] | None = None) -> FanoutReport:
+        """Send ``change`` to every subscriber that should get it; raise ``FanoutFailed`` if any could not.
+
+        ``fanned_out`` caches the FANOUT marker per task for the length of one batch.
+        """
+        task = change.task
+        cache = {} if fanned_out is None else fanned_out
+        plan = plan_fanout(self.subscriptions.for_task(task.id), task.tenant, task.version, self._clock())
+        if plan.empty:
+            return FanoutReport(task.id, task.version, skipped=len(plan.skipped))
+        if task.id not in cache:
+            cache[task.id] = self.markers.fanned_out_version(task.id)
+        if not needs_sending(cache[task.id], task.version):
+            return FanoutReport(task.id, task.version, replayed=True)
+
+        data = frame(message_for(change))
+        settled = self.poster.map_settled(
+            lambda subscription: self._deliver(subscription, task.version, data), [*plan.send, *plan.wait]
+        )
+        failures = [(sub, outcome) for sub, outcome in settled if isinstance(outcome, BaseException)]
+        counts = {kind: sum(1 for _, outcome in settled if outcome == kind) for kind in Delivery}
+        # Counted before a failure is raised: the posts that did go out went out.
+        self.metrics.count(WEBSOCKET_POSTS, counts[Delivery.SENT])
+        self.metrics.count(GONE_CONNECTIONS, counts[Delivery.GONE])
+        self.metrics.count(WEBSOCKET_POST_FAILURES, len(failures))
+        if failures:
+            reasons = "; ".join(str(error) for _, error in failures[:3])
+            raise FanoutFailed(f"{len(failures)} of {len(settled)} subscribers of {task.id} v{task.version}: {reasons}")
+        self.markers.advance_fanout(task.id, task.version, task.expires_at)
+        cache[task.id] = task.version
+        return FanoutReport(
+            task.id,
+            task.version,
+            sent=counts[Delivery.SENT],
+            gone=counts[Delivery.GONE],
+            skipped=counts[Delivery.SKIPPED] + len(plan.skipped),
+        )
+
+    def _deliver(self, subscription: Subscription, version: int, data: bytes) -> Delivery:
+        if subscription.pending(self._clock()):
+            current = self._await_handshake(subscription)
+            if current is None or current.after_version >= version:
+                return Delivery.SKIPPED
+        outcome = self.poster.post(subscription.connection_id, data, self.metrics)
+        if outcome is PostOutcome.GONE:
+            self.forget_connection(subscription.connection_id, subscription.task_id)
+            return Delivery.GONE
+        return Delivery.SENT
+
+    def forget_connection(self, connection_id: str, task_id: str | None = None) -> None:
+        """A closed connection: delete its subscriptions (this task's directly, the rest via the GSI)."""
+        if task_id is not None:
+            self.subscriptions.remove(task_id, connection_id)
+        removed = self.subscriptions.remove_connection(connection_id)
+        logger.info("connection gone", extra={"connection_id": connection_id, "subscriptions_removed": removed})
+
+    def _await_handshake(self, subscription: Subscription) -> Subscription | None:
+        """Wait until the subscribe handshake confirms (or its hold expires); None if the subscription is gone."""
+        step = 0.02
+        current: Subscription | None = subscription
+        while current is not None and current.pending(self._clock()):
+            self._sleep(step)
+            step = min(step * 2, 0.25)
+            current = self.subscriptions.get(subscription.task_id, subscription.connection_id)
+        return current
+

@@ -13,9 +13,8 @@ import logging
 from typing import Any
 
 from taskcast.push.commands import Command, Refusal, parse_command
-from taskcast.push.connections import PostFailed, PostOutcome
 from taskcast.push.deps import WebSocketDeps
-from taskcast.push.fanout import frame
+from taskcast.push.fanout import PostFailed, PostOutcome, frame
 from taskcast.push.subscribe import TaskNotFound, subscribe
 
 logger = logging.getLogger(__name__)

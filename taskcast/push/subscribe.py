@@ -8,7 +8,7 @@
 
 Why it holds: a change written before step 2 is seen by the read in step 3 (strongly consistent),
 so the snapshot covers it. A change the consumer handles after step 2 finds the subscription pending
-and waits until step 4 before sending (``taskcast.push.websocket_fanout``), then sends only versions above
+and waits until step 4 before sending (``taskcast.push.fanout``), then sends only versions above
 ``after_version``: live messages always follow the snapshot, and nothing is missed in between.
 """
 
@@ -20,8 +20,7 @@ from typing import Any
 
 from taskcast.models import message_from_entry, status_message
 from taskcast.push.fanout import frame
-from taskcast.store import TaskStore
-from taskcast.subscriptions import SubscriptionStore
+from taskcast.store import SubscriptionStore, TaskStore
 
 
 class TaskNotFound(LookupError):

@@ -22,8 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from taskcast.metrics import WEBHOOK_DEAD_LETTERED, MetricsSink
 from taskcast.webhooks.delivery import WebhookDelivery
-from taskcast.webhooks.policy import early_by, hop_needed
-from taskcast.webhooks.retry_queue import BadJob, WebhookJob
+from taskcast.webhooks.format import BadJob, WebhookJob, early_by, hop_needed
 
 logger = logging.getLogger(__name__)
 

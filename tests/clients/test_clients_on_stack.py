@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from taskcast_client.client import TaskcastClient
-from taskcast_client.webhook_receiver import Delivery, WebhookReceiver
+from taskcast_client.webhooks import Delivery, WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,10 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from taskcast_client.webhook_receiver import Delivery, WebhookReceiver
+from taskcast_client.webhooks import Delivery, WebhookReceiver
 
+# The receiver command as `taskcast webhook-receiver` runs it: main() over the command line.
+_RUN_RECEIVER = "import sys; from taskcast_client.webhooks import main; sys.exit(main())"
 SECRET = "whsec_" + "dGVzdC1yZWNlaXZlci1zZWNyZXQtMDEyMzQ1"
 OTHER_SECRET = "whsec_" + "b3RoZXItc2VjcmV0LTk4NzY1NDMyMTA="
 
@@ -93,7 +95,7 @@ def test_anything_not_signed_with_the_secret_is_refused_with_400(receiver: Webho
 
 def test_the_command_runs_until_interrupted() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "taskcast_client.webhook_receiver", "--port", "0", "--secret", SECRET],
+        [sys.executable, "-c", _RUN_RECEIVER, "--port", "0", "--secret", SECRET],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -117,7 +119,7 @@ def test_the_command_runs_until_interrupted() -> None:
 def test_bad_arguments_exit_2(argv: list[str], message: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TASKCAST_WEBHOOK_SECRET"}
     finished = subprocess.run(
-        [sys.executable, "-m", "taskcast_client.webhook_receiver", "--port", "0", *argv],
+        [sys.executable, "-c", _RUN_RECEIVER, "--port", "0", *argv],
         capture_output=True, text=True, timeout=30, env=env,
     )
     assert finished.returncode == 2

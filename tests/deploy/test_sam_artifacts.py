@@ -25,6 +25,7 @@ from taskcast.local.resources import create_resources
 from taskcast.local.runtime_env import lambda_runtime_python
 from taskcast.local.services import FAKE_CREDENTIALS, MotoService, aws_environment
 from taskcast.local.template import load_template
+from tests.support.shared import running_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -92,12 +93,8 @@ def runtime_python() -> Path:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoService]:
-    service = MotoService()
-    service.start()
-    try:
+    with running_moto() as service:
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="module")

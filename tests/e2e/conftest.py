@@ -17,14 +17,13 @@ from websockets.sync.client import ClientConnection, connect
 from taskcast.local.testing import RunningStack, running_stack
 from tests.conftest import TENANTS
 from tests.e2e.support.templates import SUPPORT_DIR, add_machinery_probes, shorten_worker_timeout, write_template
+from tests.support.shared import mark_tests_below
 
 _HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.e2e)
+    mark_tests_below(_HERE, items, pytest.mark.e2e)
 
 # Webhook retries in fractions of a second, so a failing receiver shows its outcome within a test.
 FAST_WEBHOOKS = {"TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5", "TASKCAST_WEBHOOK_TIMEOUT": "5"}

@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
-from taskcast.markers import Markers
 from taskcast.models import Status
-from taskcast.push.connections import ConnectionPoster, management_client
-from taskcast.push.fanout import MAX_FRAME_BYTES, parse_stream_record
-from taskcast.push.websocket_fanout import WebSocketFanout
-from taskcast.store import to_attributes
+from taskcast.push.fanout import (
+    MAX_FRAME_BYTES,
+    ConnectionPoster,
+    WebSocketFanout,
+    management_client,
+    parse_stream_record,
+)
+from taskcast.store import Markers, to_attributes
 from tests.support.push_env import PushEnv, versions
 
 pytest_plugins = ["tests.support.push_fixtures"]

@@ -18,14 +18,13 @@ import pytest
 
 from handlers import worker, worker_failure
 from taskcast import metrics as names
-from taskcast.deliveries import DeliveryLog
 from taskcast.jobs import JobContext, default_registry
 from taskcast.metrics import EmfMetrics, default_metrics
 from taskcast.models import Status, Task, transition
 from taskcast.push.batch import handle_batch
 from taskcast.push.deps import PushDeps
 from taskcast.settings import Settings
-from taskcast.store import TaskStore
+from taskcast.store import DeliveryLog, TaskStore
 from taskcast.webhooks.retry import handle_retries
 from taskcast.worker_failure_consumer import WorkerFailureDeps
 from taskcast.worker_runtime import WorkerDeps, claim

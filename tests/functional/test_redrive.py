@@ -9,8 +9,9 @@ import boto3
 import pytest
 
 from taskcast.cli import main as cli_main
-from taskcast.deliveries import DeliveryLog
-from taskcast.webhooks.retry_queue import RetryQueue, WebhookJob
+from taskcast.store import DeliveryLog
+from taskcast.webhooks.format import WebhookJob
+from taskcast.webhooks.retry_queue import RetryQueue
 from tests.support.push_env import PushEnv
 from tests.support.webhook_receiver import Answer, WebhookReceiver
 

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from taskcast.store import TaskStore
 from tests.functional.rest_harness import WAIT_S, Reply, RestHarness
-
-
-@pytest.fixture
-def api(dynamodb, settings):
-    with RestHarness(settings) as harness:
-        yield harness
 
 
 def test_cancel_running_task_stops_the_job_at_its_next_report(api: RestHarness) -> None:

@@ -10,12 +10,6 @@ import pytest
 from tests.functional.rest_harness import RestHarness, proxy_event
 
 
-@pytest.fixture
-def api(dynamodb, settings):
-    with RestHarness(settings) as harness:
-        yield harness
-
-
 def assert_problem(reply, status: int, kind: str) -> dict:
     assert reply.status == status, reply.text
     assert reply.header("Content-Type") == "application/problem+json"

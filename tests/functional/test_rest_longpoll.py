@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from tests.functional.rest_harness import WAIT_S, Reply, RestHarness
-
-
-@pytest.fixture
-def api(dynamodb, settings):
-    with RestHarness(settings) as harness:
-        yield harness
 
 
 def test_long_poll_returns_early_when_the_version_changes(api: RestHarness) -> None:

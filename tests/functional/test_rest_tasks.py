@@ -9,12 +9,6 @@ import pytest
 from tests.functional.rest_harness import WAIT_S, RestHarness
 
 
-@pytest.fixture
-def api(dynamodb, settings):
-    with RestHarness(settings) as harness:
-        yield harness
-
-
 def test_create_run_progress_result_and_history(api: RestHarness) -> None:
     created = api.create("gate", {"name": "main"})
     assert created.status == 202
@@ -121,7 +115,7 @@ def test_crashing_job_names_the_exception(api: RestHarness) -> None:
 
 
 def test_deliveries_lists_the_log_after_the_tenant_check(api: RestHarness) -> None:
-    from taskcast.deliveries import DeliveryAttempt, DeliveryLog
+    from taskcast.store import DeliveryAttempt, DeliveryLog
 
     task_id = api.create("sleep", {"seconds": 0}).json()["id"]
     assert api.request("GET", f"/tasks/{task_id}/deliveries").json() == []

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from taskcast.deliveries import DeliveryLog
-from taskcast.urlguard import CallbackRefused, check_callback_url
-from taskcast.webhooks.delivery import WebhookSender
+from taskcast.store import DeliveryLog
+from taskcast.webhooks.delivery import CallbackRefused, WebhookSender, check_callback_url
 from taskcast.webhooks.format import signed_headers
 from tests.conftest import TENANTS
 from tests.support.push_env import PushEnv

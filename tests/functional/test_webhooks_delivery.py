@@ -13,10 +13,10 @@ import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from streams import consumer
-from taskcast.deliveries import DeliveryLog
 from taskcast.models import Status
+from taskcast.store import DeliveryLog
+from taskcast.webhooks.format import WebhookJob
 from taskcast.webhooks.retry import RetryHandler
-from taskcast.webhooks.retry_queue import WebhookJob
 from tests.conftest import TENANTS
 from tests.support.push_env import PushEnv
 from tests.support.webhook_receiver import Answer, WebhookReceiver

@@ -15,12 +15,6 @@ from taskcast.worker_failure_consumer import WorkerFailureDeps
 from tests.functional.rest_harness import WAIT_S, FakeLambdaContext, RestHarness, load_event
 
 
-@pytest.fixture
-def api(dynamodb, settings):
-    with RestHarness(settings) as harness:
-        yield harness
-
-
 def destination_record(task_id: str, error_message: str, error_type: str | None = None) -> dict:
     """What Lambda sends to the on-failure destination after the last attempt of an async invoke."""
     response: dict = {"errorMessage": error_message}

@@ -10,6 +10,7 @@ import pytest
 
 from taskcast.local.testing import RunningStack, running_stack
 from tests.conftest import TENANTS
+from tests.support.shared import mark_tests_below
 
 _HERE = Path(__file__).resolve().parent
 
@@ -23,9 +24,7 @@ FAST_WEBHOOKS = {"TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5", "TASKCAST_WEBHOOK
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.e2e)
+    mark_tests_below(_HERE, items, pytest.mark.e2e)
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskcast.models import Status, Task, status_message, transition
-from taskcast.push.connections import backoff_delays
 from taskcast.push.fanout import (
     MAX_FRAME_BYTES,
     PoisonRecord,
+    backoff_delays,
     frame,
     needs_sending,
     parse_stream_record,
     plan_fanout,
 )
-from taskcast.store import task_to_item, to_attributes
-from taskcast.subscriptions import Subscription
+from taskcast.store import Subscription, task_to_item, to_attributes
 
 SAMPLE = json.loads((Path(__file__).resolve().parents[1] / "fixtures/events/dynamodb-stream.json").read_text())
 

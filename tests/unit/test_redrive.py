@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from taskcast.redrive import RedriveResult, describe, plan, summary
-from taskcast.webhooks.retry_queue import WebhookJob
+from taskcast.webhooks.format import WebhookJob
 
 JOB = WebhookJob(task_id="t-1", tenant="acme", version=3, callback_url="https://hooks.example/secret-token",
                  payload='{"type":"task.succeeded"}', expires_at=2_000_000_000, attempt=7, not_before=1234.5)

@@ -10,18 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from taskcast.webhooks.format import signed_headers, webhook_body, webhook_id
-from taskcast.webhooks.policy import (
+from taskcast.webhooks.format import (
     SQS_MAX_DELAY_S,
     AttemptResult,
+    BadJob,
     Decision,
+    WebhookJob,
     decide,
     early_by,
     hop_needed,
     parse_retry_after,
+    signed_headers,
     sqs_delay,
+    webhook_body,
+    webhook_id,
 )
-from taskcast.webhooks.retry_queue import BadJob, WebhookJob
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 SECRET = "whsec_" + "c2VjcmV0LW9uZS0wMTIzNDU2Nzg5"

@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from taskcast.local.s3_front import S3Front
 from taskcast.local.services import FAKE_CREDENTIALS, MotoService
+from tests.support.shared import running_moto
 
 BUCKET = "front-test"
 
@@ -32,12 +33,8 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoService]:
-    service = MotoService()
-    service.start()
-    try:
+    with running_moto() as service:
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture
