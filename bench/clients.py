@@ -138,21 +138,29 @@ async def poll(http: Http, follow: Follow, delays: Iterator[float], deadline: fl
             await asyncio.sleep(max(0.0, min(delay, deadline - time.time())))
             if time.time() >= deadline:
                 break
-            follow.requests += 1
-            try:
-                code, status = await http.run(http.status, session, follow.task_id)
-            except requests.RequestException:
-                follow.errors += 1
-                continue
-            follow.messages += 1
-            if status in TERMINAL:
-                follow.know(status, time.time())
+            code = await _ask(http, session, follow)
+            if follow.known_at is not None:
                 break
-            if code >= 500:
+            if code is not None and code >= 500:
                 follow.errors += 1
     finally:
         session.close()
     return follow
+
+
+async def _ask(http: Http, session: requests.Session, follow: Follow, wait_s: float | None = None) -> int | None:
+    """One status request of a follower, counted; notes the end when the answer tells it. The answer's
+    HTTP status, or None when the request failed (counted as an error)."""
+    follow.requests += 1
+    try:
+        code, status = await http.run(http.status, session, follow.task_id, wait_s)
+    except requests.RequestException:
+        follow.errors += 1
+        return None
+    follow.messages += 1
+    if status in TERMINAL:
+        follow.know(status, time.time())
+    return code
 
 
 async def long_poll(http: Http, follow: Follow, wait_s: float, deadline: float) -> Follow:
@@ -160,18 +168,12 @@ async def long_poll(http: Http, follow: Follow, wait_s: float, deadline: float) 
     session = http.session()
     try:
         while time.time() < deadline:
-            follow.requests += 1
-            try:
-                code, status = await http.run(http.status, session, follow.task_id, wait_s)
-            except requests.RequestException:
-                follow.errors += 1
-                await asyncio.sleep(0.1)
-                continue
-            follow.messages += 1
-            if status in TERMINAL:
-                follow.know(status, time.time())
+            code = await _ask(http, session, follow, wait_s)
+            if follow.known_at is not None:
                 break
-            if code >= 400:
+            if code is None:
+                await asyncio.sleep(0.1)
+            elif code >= 400:
                 follow.errors += 1
                 await asyncio.sleep(0.5)
     finally:
