@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,15 +507,3 @@ class EnvironmentPool:
             "Max Memory Used: %d MB%s", self.function.name, request_id[:8], request_id, duration_ms,
             int(duration_ms) + 1, self.function.memory_mb, environment.max_memory_mb(), init)
         environment.current_request = "-"
-
-
-def max_environments(reserved: Any, default: int) -> int:
-    """``ReservedConcurrentExecutions`` when the template sets it, else the local default."""
-    if reserved is None or reserved == "":
-        return default
-    return int(reserved)
-
-
-def close_all(pools: Sequence[EnvironmentPool]) -> None:
-    for pool in pools:
-        pool.close()

@@ -97,7 +97,8 @@ class LocalFunction:
     def invoke(self, event: Any, *, request_id: str | None = None, wait_s: float | None = None) -> Invocation:
         """Run the function on ``event``; the caller waits at most ``wait_s`` (default: the function's timeout)."""
         if self.reserved_concurrency == 0:
-            return Invocation(request_id or str(uuid.uuid4()), error=throttled_error(request_id or ""))
+            request_id = request_id or str(uuid.uuid4())
+            return Invocation(request_id, error=throttled_error(request_id))
         if self.runner is None:
             self.runner = InProcessRunner(self)
         return self.runner.invoke(event, request_id=request_id, wait_s=wait_s)

@@ -83,13 +83,13 @@ class Handover:
 
 class RuntimeApi(HTTPService):
     """The Runtime API of one environment. ``ready`` is set by the runtime's first ``next`` (its init
-    phase is over); ``init_error`` holds what it reported through ``/init/error``."""
+    phase is over); ``init_error`` holds what it reported through ``/init/error``; ``settled`` is set by
+    either."""
 
     def __init__(self, name: str, host: str = "127.0.0.1", settled: threading.Event | None = None) -> None:
         self.name = name
         self.ready = threading.Event()
         self.settled = settled or threading.Event()  # set on ready and on an init error
-        self.init_failed = threading.Event()
         self.init_error: dict[str, Any] | None = None
         self.current: Handover | None = None
         self.closing = threading.Event()
@@ -149,7 +149,6 @@ class RuntimeApi(HTTPService):
 
     def report_init_error(self, error: dict[str, Any]) -> None:
         self.init_error = error
-        self.init_failed.set()
         self.settled.set()
 
 

@@ -31,7 +31,7 @@ from taskcast import aws
 from taskcast.local.async_invoke import AsyncInvoker, destination_sender
 from taskcast.local.checkpoints import CheckpointStore
 from taskcast.local.connections_api import ConnectionsApi
-from taskcast.local.environments import DEFAULT_MAX_ENVIRONMENTS, EnvironmentPool, Launch, max_environments
+from taskcast.local.environments import DEFAULT_MAX_ENVIRONMENTS, EnvironmentPool, Launch
 from taskcast.local.event_sources import QueuePoller, StreamPoller, event_source_mappings
 from taskcast.local.functions import FunctionRegistry, function_specs, merged_environment
 from taskcast.local.http_gateway import INTEGRATION_TIMEOUT_S, MAX_PAYLOAD_BYTES, HttpGateway
@@ -332,7 +332,8 @@ class LocalStack:
             variables = {**self._function_variables(function.environment),
                          **aws_environment(self.moto.url, s3_url=self.s3_url, lambda_url=self.lambda_url,
                                            management_url=self.management_url, region=self.config.region)}
-            cap = max_environments(function.reserved_concurrency, self.config.max_environments)
+            reserved = function.reserved_concurrency
+            cap = self.config.max_environments if reserved is None else reserved
             function.runner = EnvironmentPool(function, launch, variables, self.config.region, cap)
 
     def _local_variables(self) -> dict[str, str]:
