@@ -71,6 +71,8 @@ class Settings:
     # The built-in invoke job: the functions it may run (names or ARNs), and the stack's own, which it never may.
     invokable_functions: tuple[str, ...] = ()
     stack_functions: tuple[str, ...] = ()
+    # Browser origins allowed to call the REST API from their own pages (CORS); empty: same origin only.
+    cors_allowed_origins: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +113,7 @@ class Settings:
                 env.get("TASKCAST_RESULT_INLINE_LIMIT", defaults.result_inline_limit_bytes)
             ),
             invokable_functions=_names(env.get("TASKCAST_INVOKABLE_FUNCTIONS", "")),
+            cors_allowed_origins=_names(env.get("TASKCAST_CORS_ALLOWED_ORIGINS", "")),
             # The REST function is told the others' names; its own (and the worker's) it knows anyway.
             stack_functions=_names(
                 ",".join(

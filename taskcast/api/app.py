@@ -8,6 +8,7 @@ import logging
 from functools import cache
 from typing import Any
 
+from taskcast.api.cors import cors_config, with_cors
 from taskcast.api.deps import ApiDeps
 from taskcast.api.holds import RequestState, finish_hold
 from taskcast.api.openapi import register_openapi_route
@@ -26,8 +27,8 @@ logger = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/openapi.json"})
 
 
-def create_app() -> ConcurrentRestRouter:
-    app = ConcurrentRestRouter(enable_validation=True)
+def create_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
+    app = ConcurrentRestRouter(enable_validation=True, cors=cors_config(cors_origins))
     routes = RouteTable(app)
     register_task_routes(app, routes)
     register_upload_routes(app, routes)
@@ -37,8 +38,8 @@ def create_app() -> ConcurrentRestRouter:
 
 
 @cache
-def shared_app() -> ConcurrentRestRouter:
-    return create_app()
+def shared_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
+    return create_app(cors_origins)
 
 
 def body_size(event: dict[str, Any]) -> int:
@@ -121,6 +122,10 @@ def with_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def handle(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]:
+    return with_cors(_answer(event, context, deps), event, cors_config(deps.settings.cors_allowed_origins))
+
+
+def _answer(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]:
     refusal = too_large(event, deps.settings.inline_limit_bytes)
     if refusal is not None:
         return refusal
@@ -136,11 +141,13 @@ def handle(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any]
             )
         )
     event = json_event
-    if tenant_of(event) is None and event.get("path") not in PUBLIC_PATHS:
+    # CORS preflights carry no credentials (the template routes them past the authorizer).
+    public = event.get("path") in PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS"
+    if tenant_of(event) is None and not public:
         # A gateway route without the authorizer: refuse before anything else, whatever the route.
         return to_proxy(error_response(unauthorized()))
     state = RequestState()
-    answer = shared_app().resolve_request(event, context, deps=deps, state=state)
+    answer = shared_app(deps.settings.cors_allowed_origins).resolve_request(event, context, deps=deps, state=state)
     if state.hold is None:
         return answer
     try:

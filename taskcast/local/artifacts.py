@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -105,6 +106,46 @@ def source_folders(template: Mapping[str, Any], base: Path) -> list[Path]:
             uris.append(properties.get("Code"))
     folders = {(base / uri).resolve() for uri in uris if isinstance(uri, str) and not uri.startswith("s3://")}
     return sorted(folders)
+
+
+# What sam build reads of a function or layer; any other property (environment, events, policies) leaves
+# the artifacts unchanged, so a parameter used only there must not cost a new build.
+_BUILD_PROPERTIES = ("CodeUri", "ContentUri", "Code", "Runtime", "Architectures", "Handler", "Layers",
+                     "CompatibleRuntimes", "CompatibleArchitectures")
+_BUILT_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::LayerVersion", "AWS::Lambda::Function"}
+
+
+def _referenced_names(value: Any) -> set[str]:
+    """Parameter (or resource) names a template fragment refers to through ``Ref`` or ``Fn::Sub``."""
+    if isinstance(value, list):
+        return set().union(*(_referenced_names(item) for item in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    names: set[str] = set()
+    for key, inner in value.items():
+        if key == "Ref" and isinstance(inner, str):
+            names.add(inner)
+        elif key == "Fn::Sub":
+            text = inner[0] if isinstance(inner, list) else inner
+            if isinstance(text, str):
+                names |= {name.split(".", 1)[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+            names |= _referenced_names(inner[1:] if isinstance(inner, list) else [])
+        else:
+            names |= _referenced_names(inner)
+    return names
+
+
+def build_parameters(template: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, str]:
+    """The overrides among ``parameters`` that can change what ``sam build`` produces."""
+    fragments: list[Any] = [((template.get("Globals") or {}).get("Function") or {})]
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") in _BUILT_TYPES:
+            fragments += [resource.get("Properties") or {}, resource.get("Metadata") or {}]
+    names: set[str] = set()
+    for fragment in fragments:
+        names |= _referenced_names({key: fragment.get(key) for key in (*_BUILD_PROPERTIES, "BuildMethod",
+                                                                        "BuildArchitecture") if key in fragment})
+    return {name: value for name, value in parameters.items() if name in names}
 
 
 def _files(folder: Path) -> Iterator[tuple[str, Path]]:
@@ -198,9 +239,10 @@ def build_artifacts(
     template_path = Path(template_path).resolve()
     runtime, architecture = machine_runtime()
     command = list(sam) if sam is not None else sam_command()
-    overrides = {**parameters, "PythonRuntime": runtime, "Architecture": architecture}
+    template = load_template(template_path)
+    overrides = {**build_parameters(template, parameters), "PythonRuntime": runtime, "Architecture": architecture}
     root = (cache_root or default_cache_root(template_path)).resolve()
-    check_buildable(load_template(template_path))
+    check_buildable(template)
     key = cache_key(template_path, overrides, runtime, architecture, command)
     final = root / "builds" / key
     root.mkdir(parents=True, exist_ok=True)
