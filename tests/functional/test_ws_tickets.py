@@ -89,6 +89,7 @@ def test_a_bad_lifetime_is_a_400_problem(api, body) -> None:
     reply = api.request("POST", "/ws-tickets", json_body=body)
     assert reply.status == 400, reply.text
     assert reply.header("Content-Type") == "application/problem+json"
+    assert reply.json()["type"].endswith("/invalid-request")
 
 
 def test_the_openapi_document_describes_the_route(api) -> None:
