@@ -23,6 +23,8 @@ UNAUTHORIZED = "Unauthorized"
 class KeyLookup(Protocol):
     def by_api_key(self, api_key: str | None) -> Tenant | None: ...
 
+    def get(self, name: str) -> Tenant | None: ...
+
 
 class TicketRedeemer(Protocol):
     def redeem(self, ticket: str) -> str | None: ...
@@ -64,6 +66,9 @@ def authorize_websocket(event: dict[str, Any], directory: KeyLookup, tickets: Ti
     tenant = tickets.redeem(ticket)
     if tenant is None:
         logger.info("websocket authorizer: unknown, used or expired ticket refused")
+        return policy("anonymous", "Deny", resource)
+    if directory.get(tenant) is None:  # the tenant was removed after the ticket was issued
+        logger.info("websocket authorizer: ticket of removed tenant %s refused", tenant)
         return policy("anonymous", "Deny", resource)
     logger.info("websocket authorizer: ticket of tenant %s accepted", tenant)
     return policy(tenant, "Allow", resource, {"tenant": tenant})

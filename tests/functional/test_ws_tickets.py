@@ -4,6 +4,7 @@ tenant only, before it expires; forged, reused, expired and other stacks' ticket
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from datetime import datetime
 
@@ -11,7 +12,7 @@ import pytest
 
 from handlers import authorizer
 from handlers.authorizer import AuthorizerDeps
-from taskcast.tenants import TenantDirectory
+from taskcast.tenants import TenantDirectory, parse_tenants
 from taskcast.ws_tickets import TicketStore, new_ticket, ticket_hash
 from tests.conftest import TABLE_NAMES
 from tests.functional.rest_harness import load_event
@@ -144,6 +145,13 @@ def test_another_stacks_ticket_is_denied(dynamodb, deps) -> None:
     )
     foreign = TicketStore(OTHER_STACK_TABLE, dynamodb).issue("acme")
     assert effect(authorizer.websocket_handler(connect_event(ticket=foreign.ticket), None, deps)) == "Deny"
+
+
+def test_a_ticket_of_a_tenant_removed_since_is_denied(tenants, tickets) -> None:
+    issued = tickets.issue("globex")
+    without_globex = TenantDirectory(parse_tenants(json.dumps({"acme": tenants["acme"]})))
+    deps = AuthorizerDeps(tenants=without_globex, tickets=tickets)
+    assert effect(authorizer.websocket_handler(connect_event(ticket=issued.ticket), None, deps)) == "Deny"
 
 
 def test_the_token_still_works_and_nothing_at_all_is_unauthorized(deps, tenants) -> None:
