@@ -199,4 +199,4 @@ def test_the_rest_authorizer_is_cached_as_long_as_the_template_says() -> None:
     from taskcast.local.template import load_template
 
     authorizer = load_template()["Resources"]["RestApi"]["Properties"]["Auth"]["Authorizers"]["TenantAuthorizer"]
-    assert cost.AUTHORIZER_CACHE_S == authorizer["Identity"]["ReauthorizeEvery"]
+    assert authorizer["Identity"]["ReauthorizeEvery"] == cost.AUTHORIZER_CACHE_S
