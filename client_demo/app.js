@@ -26,7 +26,9 @@
 
   const $ = (selector) => document.querySelector(selector);
   const tasks = new Map(); // id -> task state (see addTask)
-  const socket = { ws: null, open: false, everOpened: false, failures: 0, reconnectTimer: null, pingTimer: null };
+  const socket = {
+    ws: null, open: false, everOpened: false, failures: 0, reconnectTimer: null, pingTimer: null, attempt: 0,
+  };
   let apiKey = initialKey();
 
   // ------------------------------------------------------------ pure helpers
@@ -45,8 +47,8 @@
     return Number(value);
   }
 
-  function withToken(url, key) {
-    return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(key)}`;
+  function withTicket(url, ticket) {
+    return `${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(ticket)}`;
   }
 
   function problemText(problem, fallback) {
@@ -182,22 +184,33 @@
     send({ action: "subscribe", task_id: task.id, since_version: task.version });
   }
 
-  function connect() {
+  // A single-use, short-lived ticket for one connect: the long-lived key never goes into a WebSocket URL
+  // (URLs end up in proxy and access logs). Every connect and reconnect fetches a fresh one.
+  async function fetchTicket() {
+    const body = await expectOk(await api("POST", "/ws-tickets"));
+    if (!body || typeof body.ticket !== "string") throw new Error("POST /ws-tickets answered no ticket");
+    return body.ticket;
+  }
+
+  async function connect() {
     clearTimeout(socket.reconnectTimer);
     if (!apiKey || !WS_URL) {
       setTransport(apiKey ? "polling" : "no key");
       if (apiKey) pollAllRunning();
       return;
     }
+    const attempt = ++socket.attempt;
+    if (!socket.everOpened) setTransport("connecting");
     let ws;
     try {
-      ws = new WebSocket(withToken(WS_URL, apiKey));
+      const ticket = await fetchTicket();
+      if (attempt !== socket.attempt) return; // a newer connect (another key) took over meanwhile
+      ws = new WebSocket(withTicket(WS_URL, ticket));
     } catch (_) {
-      onSocketClosed(null);
+      if (attempt === socket.attempt) onSocketClosed(null);
       return;
     }
     socket.ws = ws;
-    if (!socket.everOpened) setTransport("connecting");
     ws.onopen = () => {
       if (socket.ws !== ws) return;
       socket.open = true;

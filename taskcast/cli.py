@@ -148,7 +148,7 @@ def banner(stack) -> str:  # noqa: ANN001 - a LocalStack
         f"  REST API      {urls['http_url']}",
         f"  Dashboard     {urls['dashboard_url']}",
         f"  OpenAPI       {urls['http_url']}/openapi.json",
-        f"  WebSocket     {urls['ws_url']}   (connect with ?token=<api key>)",
+        f"  WebSocket     {urls['ws_url']}   (connect with ?ticket=<from POST /ws-tickets>)",
         f"  @connections  {urls['management_url']}",
         f"  Lambda API    {urls['lambda_url']}",
         f"  S3 front      {urls['s3_url']}   (presigned URLs, checked as S3 does)",

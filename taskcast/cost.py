@@ -62,8 +62,8 @@ PRICES: tuple[Price, ...] = (
     SQS_REQUEST,
 )
 
-# A REST authorizer result is cached per API key for this long (template: ReauthorizeEvery: 300).
-AUTHORIZER_CACHE_S = 300
+# A REST authorizer result is cached per API key for this long (template: ReauthorizeEvery: 60).
+AUTHORIZER_CACHE_S = 60
 # API Gateway closes a WebSocket idle for 10 minutes; clients ping well inside that.
 WEBSOCKET_PING_EVERY_S = 300
 # Bytes one subscription row takes in a Query result (task id, connection id, tenant, expiry).
@@ -325,7 +325,16 @@ def websocket_usage(s: Scenario) -> Usage:
     units = message_units(s.message_bytes)
     pings = math.floor(s.duration_s / WEBSOCKET_PING_EVERY_S)
     handler = invocation(s.handler_memory_mb, s.websocket_handler_ms)
-    connect = invocation(s.handler_memory_mb, s.authorizer_ms) + handler + Usage(client_requests=1)
+    # A single-use ticket first (POST /ws-tickets: one REST call that writes the ticket), then $connect: the
+    # authorizer redeems the ticket (one conditional delete) and the WebSocket function runs.
+    ticket = rest_call(s, strong_reads=0) + Usage(dynamodb_write_units=1)
+    connect = (
+        ticket
+        + invocation(s.handler_memory_mb, s.authorizer_ms)
+        + Usage(dynamodb_write_units=1)
+        + handler
+        + Usage(client_requests=1)
+    )
     # subscribe: a frame in, the task read (tenant check, snapshot), the subscription row begun and
     # confirmed, the current state back.
     subscribe = handler + Usage(

@@ -50,6 +50,10 @@ class Settings:
     webhook_dlq_url: str = ""
     tenants_json: str = ""
     tenants_secret_arn: str = ""
+    # Warm functions reload the tenants this often, so a revoked key or dropped secret dies within it
+    # (taskcast.tenant_cache); a failed reload serves the last good directory for at most max_stale longer.
+    tenant_cache_ttl_s: float = 60.0
+    tenant_cache_max_stale_s: float = 300.0
     allow_loopback_callbacks: bool = False
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_timeout_s: float = 15.0
@@ -92,6 +96,10 @@ class Settings:
             webhook_dlq_url=env.get("WEBHOOK_DLQ_URL", ""),
             tenants_json=env.get("TASKCAST_TENANTS", ""),
             tenants_secret_arn=env.get("TASKCAST_TENANTS_SECRET_ARN", ""),
+            tenant_cache_ttl_s=float(env.get("TASKCAST_TENANT_CACHE_TTL", defaults.tenant_cache_ttl_s)),
+            tenant_cache_max_stale_s=float(
+                env.get("TASKCAST_TENANT_CACHE_MAX_STALE", defaults.tenant_cache_max_stale_s)
+            ),
             allow_loopback_callbacks=_flag(env.get("TASKCAST_ALLOW_LOOPBACK_CALLBACKS"), False),
             webhook_retry_schedule=(
                 parse_retry_schedule(schedule) if schedule else defaults.webhook_retry_schedule

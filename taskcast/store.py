@@ -9,7 +9,8 @@ The tasks table holds, per partition key ``pk``:
 - ``sk = "FANOUT"``: the highest version already fanned out to WebSocket subscribers (``Markers``);
 - ``sk = "WEBHOOK"``: present once a receiver answered ``410 Gone``: the task's callback is disabled;
 - ``sk = "D#version#attempt"``: the webhook delivery log (``DeliveryLog``), one item per attempt;
-- ``pk`` = upload id, ``sk = "UPLOAD"``: an upload declaration (``taskcast.uploads``).
+- ``pk`` = upload id, ``sk = "UPLOAD"``: an upload declaration (``taskcast.uploads``);
+- ``pk = "ticket#<sha256>"``, ``sk = "TICKET"``: an unused WebSocket ticket (``taskcast.ws_tickets``).
 
 The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``).
 
@@ -42,6 +43,7 @@ FANOUT = "FANOUT"
 WEBHOOK = "WEBHOOK"
 DELIVERY_PREFIX = "D#"
 UPLOAD = "UPLOAD"
+TICKET = "TICKET"
 BY_CONNECTION_INDEX = "by-connection"  # subscriptions table GSI: connection_id → task_id
 
 _serializer = TypeSerializer()

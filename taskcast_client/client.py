@@ -3,6 +3,9 @@
 ``TaskcastClient(base_url, api_key).submit("sleep", {"seconds": 5}).wait()`` listens on the WebSocket
 (subscribe, then ``task.status`` messages until a terminal status), resumes with ``since_version`` after
 a dropped connection, and long-polls ``GET /tasks/{id}?wait=25`` when the WebSocket cannot connect.
+Each connect (and reconnect) authenticates with a fresh single-use ticket from ``POST /ws-tickets``
+(``?ticket=``), so the API key never travels in a URL; ``websocket_auth="token"`` sends the key as
+``?token=`` instead (the less safe choice: URLs end up in proxy and access logs).
 Every update carries ``version``, so repeats and stale notices are dropped here, once, for every transport.
 
 Large inputs go straight to S3: ``submit_file("digest", "data.csv")`` declares the upload with its task
@@ -39,6 +42,7 @@ LONG_POLL_GRACE_S = 10.0  # read timeout beyond the hold, for the network and th
 PING_EVERY_S = 240.0  # well inside API Gateway's 10-minute idle timeout
 WEBSOCKET_OPEN_TIMEOUT_S = 10.0
 WEBSOCKET_RECONNECTS = 3  # consecutive failed reconnects before falling back to polling
+WEBSOCKET_AUTH_MODES = ("ticket", "token")
 SERVER_ERROR_RETRIES = 5  # consecutive 5xx / network failures while polling before giving up
 
 UpdateCallback = Callable[[dict[str, Any]], None]
@@ -148,10 +152,11 @@ def message_from_monitor(monitor: Mapping[str, Any]) -> dict[str, Any]:
     return message
 
 
-def websocket_address(websocket_url: str, api_key: str) -> str:
-    """The URL to connect to: browsers cannot set headers, so the key travels as ``?token=``."""
+def websocket_address(websocket_url: str, credential: str, parameter: str = "ticket") -> str:
+    """The URL to connect to: WebSocket handshakes from browsers cannot carry headers, so the credential is a
+    query parameter, ``ticket`` (single use, short-lived) or ``token`` (the API key itself)."""
     separator = "&" if "?" in websocket_url else "?"
-    return f"{websocket_url}{separator}token={quote(api_key, safe='')}"
+    return f"{websocket_url}{separator}{parameter}={quote(credential, safe='')}"
 
 
 def backoff_delay(
@@ -284,11 +289,15 @@ class TaskcastClient:
         *,
         request_timeout: float = REQUEST_TIMEOUT_S,
         sleep: Callable[[float], None] = time.sleep,
+        websocket_auth: str = "ticket",
     ) -> None:
         if not base_url:
             raise ValueError("base_url is required (for example http://127.0.0.1:3000)")
         if not api_key:
             raise ValueError("api_key is required")
+        if websocket_auth not in WEBSOCKET_AUTH_MODES:
+            raise ValueError(f"websocket_auth is one of {', '.join(WEBSOCKET_AUTH_MODES)}")
+        self.websocket_auth = websocket_auth
         self.base_url = base_url.rstrip("/")
         self.websocket_url = websocket_url
         self.session = session or requests.Session()
@@ -430,9 +439,22 @@ class TaskcastClient:
             raise TaskcastError(problem_from_response(response), response.status_code)
         return response
 
+    def websocket_ticket(self) -> str:
+        """A single-use ticket for one WebSocket connect (``POST /ws-tickets``)."""
+        body = _body(self.request("POST", "/ws-tickets"))
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        if not isinstance(ticket, str) or not ticket:
+            raise TaskcastError(_client_problem("bad-ticket", "No ticket", "POST /ws-tickets answered no ticket"))
+        return ticket
+
     def open_websocket(self, websocket_url: str) -> ClientConnection:
+        """Connects with a fresh ticket (or, with ``websocket_auth="token"``, the API key as ``?token=``)."""
+        if self.websocket_auth == "token":
+            address = websocket_address(websocket_url, self._api_key, "token")
+        else:
+            address = websocket_address(websocket_url, self.websocket_ticket(), "ticket")
         return connect(
-            websocket_address(websocket_url, self._api_key),
+            address,
             open_timeout=WEBSOCKET_OPEN_TIMEOUT_S,
             close_timeout=2,
         )
@@ -520,7 +542,7 @@ class TaskHandle:
             self._raise_if_expired(tracker, deadline)
             try:
                 connection = self.client.open_websocket(websocket_url)
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, TaskcastError) as exc:
                 # Never connected: poll at once. Connected before: a few retries with backoff, then poll.
                 failures += 1
                 if not connected_once or failures > WEBSOCKET_RECONNECTS:

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", default=None, help="REST API base URL (default: $TASKCAST_URL or http://127.0.0.1:3000)")
     parser.add_argument("--api-key", default=None, help="API key (default: $TASKCAST_API_KEY)")
     parser.add_argument("--websocket-url", default=None, help="WebSocket URL (default: the task's links.websocket)")
+    parser.add_argument(
+        "--websocket-auth", choices=("ticket", "token"), default="ticket",
+        help="how the WebSocket connect is authenticated: a single-use ticket from POST /ws-tickets (default), "
+        "or the API key as ?token= (less safe: URLs end up in logs)",
+    )
     parser.add_argument("--callback-url", default=None, help="webhook URL to receive every status change")
     parser.add_argument("--idempotency-key", default=None, help="resubmitting with the same key returns the same task")
     return parser
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
             err.write(f"taskcast submit: error: {exc}\n")
         return EXIT_USAGE
 
-    client = TaskcastClient(url, api_key, websocket_url=args.websocket_url)
+    client = TaskcastClient(url, api_key, websocket_url=args.websocket_url, websocket_auth=args.websocket_auth)
     try:
         return _run(client, args, job_input, out, err)
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from taskcast.api.request_info import tenant_of
 from taskcast.api.responses import to_proxy
 from taskcast.api.router import ConcurrentRestRouter
 from taskcast.api.routes_tasks import register_task_routes
+from taskcast.api.routes_tickets import register_ticket_routes
 from taskcast.api.routes_uploads import register_upload_routes
 from taskcast.api.routing import RouteTable
 from taskcast.jsondepth import MAX_JSON_DEPTH, nesting_depth_exceeds
@@ -32,6 +33,7 @@ def create_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
     routes = RouteTable(app)
     register_task_routes(app, routes)
     register_upload_routes(app, routes)
+    register_ticket_routes(app, routes)
     register_openapi_route(app, routes, cached={})
     register_problem_handlers(app, routes)
     return app

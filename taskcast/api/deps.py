@@ -17,6 +17,7 @@ from taskcast.store import DeliveryLog, TaskStore
 from taskcast.upload_queue import DeadlineQueue
 from taskcast.uploads import UploadStore
 from taskcast.webhooks.delivery import HostLookup, system_lookup
+from taskcast.ws_tickets import TicketStore
 
 WorkerInvoker = Callable[[str], None]
 
@@ -47,6 +48,7 @@ class ApiDeps:
     # Presigns upload and result URLs and checks that uploaded objects exist (S3 through SigV4).
     s3: Any
     deadlines: DeadlineQueue
+    tickets: TicketStore
     registry: JobRegistry = field(default_factory=lambda: default_registry)
     resolve_host: HostLookup = system_lookup
     sleep: Callable[[float], None] = time.sleep
@@ -75,6 +77,7 @@ class ApiDeps:
             uploads=UploadStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
             s3=s3 or presigning_client(),
             deadlines=DeadlineQueue(settings.upload_events_queue_url, sqs),
+            tickets=TicketStore(settings.tasks_table, dynamodb),
             registry=registry or default_registry,
             resolve_host=resolve_host or system_lookup,
         )

@@ -47,6 +47,18 @@ class CreateUploadRequest(BaseModel):
     )
 
 
+class CreateWsTicketRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ttl_seconds: int = Field(
+        default=60, ge=1, le=300, strict=True, description="How long the ticket stays usable, in seconds (1-300)"
+    )
+
+
+class WsTicket(BaseModel):
+    ticket: str = Field(description="Opaque; connect once with ?ticket=<ticket> before expires_at")
+    expires_at: str = Field(description="RFC 3339 UTC time after which the ticket is refused")
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details (``application/problem+json``)."""
 

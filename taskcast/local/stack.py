@@ -163,6 +163,7 @@ class LocalStack:
         self.config = replace(config or LocalConfig.from_env(), **overrides)
         self.tenants: dict[str, dict[str, str]] = {}
         self.tenants_generated = False
+        self.tenants_secret_arn = ""
         self.resolver: TemplateResolver | None = None
         self.resources = CreatedResources()
         self.functions = FunctionRegistry([])
@@ -245,6 +246,7 @@ class LocalStack:
                             parameters=dict(config.parameters))
         self.resolver = resolver
         self.resources = create_resources(resolver, self.client("dynamodb"), self.client("sqs"), self.client("s3"))
+        self.tenants_secret_arn = self._create_tenants_secret()
         self.functions = FunctionRegistry(function_specs(resolver))
         if not config.from_source:
             self._prepare_artifacts()
@@ -303,6 +305,14 @@ class LocalStack:
             self.tenants = generate_dev_tenant()
             self.tenants_generated = True
 
+    def _create_tenants_secret(self) -> str:
+        """The tenants in a Secrets Manager secret, read by the functions as on AWS (``TenantsSecretArn``), so a
+        key revoked with ``put_secret_value`` stops working once the functions' tenant cache expires."""
+        secret = self.client("secretsmanager").create_secret(
+            Name=f"{self.config.stack_name}-tenants", SecretString=json.dumps(self.tenants)
+        )
+        return str(secret["ARN"])
+
     def _websocket_api(self, resolver: TemplateResolver) -> WebSocketApi:
         apis = websocket_apis(resolver, self.functions)
         if len(apis) > 1:
@@ -341,8 +351,8 @@ class LocalStack:
         return {
             "TASKCAST_WEBSOCKET_URL": self.ws_url,
             "TASKCAST_MANAGEMENT_URL": self.management_url,
-            "TASKCAST_TENANTS": json.dumps(self.tenants),
-            "TASKCAST_TENANTS_SECRET_ARN": "",
+            "TASKCAST_TENANTS": "",
+            "TASKCAST_TENANTS_SECRET_ARN": self.tenants_secret_arn,
             "TASKCAST_ALLOW_LOOPBACK_CALLBACKS": "1" if self.config.allow_loopback_callbacks else "0",
             # EMF lines would be console noise; POWERTOOLS_METRICS_DISABLED=false in the shell brings them back.
             "POWERTOOLS_METRICS_DISABLED": "true",
@@ -493,5 +503,6 @@ class LocalStack:
             "resources": self.resources.describe(),
             "functions": dict(self.functions.describe()),
             "tenants": sorted(self.tenants),
+            "tenants_secret_arn": self.tenants_secret_arn,
             "websocket_listening": bool(self.websocket_gateway and self.websocket_gateway.listening),
         }

@@ -35,7 +35,9 @@ The object it yields, ``RunningStack``: ``http_url``, ``ws_url``, ``management_u
 by logical id), ``functions``, ``request_log``, ``clear_request_log()``, ``client(service)`` (boto3 clients for moto's
 services, ``lambda`` and ``apigatewaymanagementapi``), ``websocket_url(api_key=None)``,
 ``stop_websocket()`` / ``start_websocket()`` (close and reopen the WebSocket port),
-``table_name(logical_id)``, ``queue_url(logical_id)`` and ``output()`` (the stack's log so far).
+``table_name(logical_id)``, ``queue_url(logical_id)``, ``tenants_secret_arn`` and ``put_tenants(tenants)``
+(the Secrets Manager secret the functions read the tenants from, as on AWS) and ``output()`` (the stack's log
+so far).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class RunningStack:
     functions: dict[str, dict[str, str]]
     s3_url: str = ""  # the S3 front
     region: str = "us-east-1"
+    tenants_secret_arn: str = ""  # the Secrets Manager secret the functions read the tenants from
     log_path: Path | None = None
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
     local_stack: Any = field(default=None, repr=False)  # the LocalStack when in_process=True
@@ -103,6 +106,12 @@ class RunningStack:
     @property
     def webhook_secret(self) -> str:
         return self.tenants[self.tenant]["webhook_secret"]
+
+    def put_tenants(self, tenants: Mapping[str, Mapping[str, str]]) -> None:
+        """Replace the tenants in the stack's secret (revoke a key, rotate a secret), as on AWS: the functions
+        see the change once their tenant cache expires (``TASKCAST_TENANT_CACHE_TTL``)."""
+        self.client("secretsmanager").put_secret_value(SecretId=self.tenants_secret_arn,
+                                                       SecretString=json.dumps(tenants))
 
     def websocket_url(self, api_key: str | None = None) -> str:
         """The WebSocket URL with ``?token=`` (the first tenant's key unless another is given)."""
@@ -245,7 +254,7 @@ def running_stack(
                     lambda_url=record["lambda_url"], moto_url=record["moto_url"], s3_url=record["s3_url"],
                     tenants=stack_tenants,
                     resources=record["resources"], functions=record["functions"], region=record["region"],
-                    log_path=log_path, process=process,
+                    tenants_secret_arn=record.get("tenants_secret_arn", ""), log_path=log_path, process=process,
                 )
             finally:
                 _stop(process)
@@ -295,7 +304,7 @@ def _in_process(template: str | Path | None, tenants: Mapping[str, Any] | None, 
                 lambda_url=urls["lambda_url"], moto_url=urls["moto_url"], s3_url=urls["s3_url"],
                 tenants={name: dict(value) for name, value in stack.tenants.items()},
                 resources=stack.resources.describe(), functions=dict(stack.functions.describe()),
-                region=stack.config.region, local_stack=stack,
+                region=stack.config.region, tenants_secret_arn=stack.tenants_secret_arn, local_stack=stack,
             )
     finally:
         for path in added:

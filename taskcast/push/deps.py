@@ -17,7 +17,7 @@ from taskcast.metrics import MetricsSink, default_metrics
 from taskcast.push.fanout import ConnectionPoster, WebSocketFanout, management_client
 from taskcast.settings import Settings
 from taskcast.store import DeliveryLog, Markers, SubscriptionStore, TaskStore
-from taskcast.tenants import TenantDirectory
+from taskcast.tenant_cache import RefreshingTenantDirectory
 from taskcast.webhooks.delivery import WebhookDelivery, WebhookSender
 from taskcast.webhooks.retry_queue import RetryQueue
 
@@ -63,7 +63,7 @@ class PushDeps:
             sender=WebhookSender(
                 timeout_s=settings.webhook_timeout_s, allow_loopback=settings.allow_loopback_callbacks
             ),
-            tenants=TenantDirectory.from_settings(settings),
+            tenants=RefreshingTenantDirectory.from_settings(settings),
             markers=markers,
             log=DeliveryLog(settings.tasks_table, client=dynamodb),
             queue=RetryQueue(settings.webhook_retry_queue_url, settings.webhook_dlq_url, client=aws.client("sqs")),

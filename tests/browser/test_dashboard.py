@@ -86,6 +86,19 @@ def test_a_task_is_followed_by_push_with_no_status_polls(stack: Any, page: Any) 
     assert page.errors == []
 
 
+def test_the_websocket_connects_with_a_ticket_never_with_the_key(stack: Any, page: Any) -> None:
+    opened: list[str] = []
+    page.on("websocket", lambda socket: opened.append(socket.url))
+    stack.clear_request_log()
+    page.goto(f"{stack.http_url}/")
+    expect(page.locator("#transport")).to_have_text("websocket", timeout=FINISH_S)
+
+    assert len(opened) == 1 and "?ticket=wst_" in opened[0], opened
+    assert stack.api_key not in opened[0] and "token=" not in opened[0]
+    tickets = [e for e in stack.request_log if (e["method"], e["path"]) == ("POST", "/ws-tickets")]
+    assert [e["status"] for e in tickets] == [201]
+
+
 @pytest.fixture
 def websocket_port_closed(stack: Any) -> Iterator[None]:
     stack.stop_websocket()
@@ -134,6 +147,7 @@ def test_a_running_task_can_be_cancelled_and_a_failure_is_readable(stack: Any, p
 
 def test_bad_input_is_explained_without_a_request(stack: Any, page: Any) -> None:
     page.goto(f"{stack.http_url}/")
+    expect(page.locator("#transport")).to_have_text("websocket", timeout=FINISH_S)  # its ticket's POST is done
     before = len(stack.request_log)
 
     page.fill("#job-input", "{not json")

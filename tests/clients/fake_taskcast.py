@@ -8,6 +8,7 @@ when somebody follows the task (subscribe or status read), so no test needs to s
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,6 +94,8 @@ class FakeTaskcast:
         self.redirect_without_body = True  # a finished task's 303 carries no monitor
         self.result_via_presigned_url = False
         self.error_on_subscribe = False
+        self.tickets: set[str] = set()  # issued by POST /ws-tickets, not yet used
+        self.handshake_queries: list[dict[str, list[str]]] = []  # the query of every WebSocket handshake
         self._changed = threading.Condition()
         self._subscribers: dict[str, list[ServerConnection]] = {}
         self._send_locks: dict[int, threading.Lock] = {}
@@ -193,8 +196,15 @@ class FakeTaskcast:
     def _check_token(self, connection: ServerConnection, request: Any) -> Response | None:
         if self.refuse_websocket:
             return Response(503, "Service Unavailable", Headers(), b"")
-        token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
-        if token != API_KEY:
+        query = parse_qs(urlsplit(request.path).query)
+        self.handshake_queries.append(query)
+        if "ticket" in query:  # single use, as the real authorizer
+            ticket = query["ticket"][0]
+            if ticket not in self.tickets:
+                return Response(403, "Forbidden", Headers(), b"")
+            self.tickets.discard(ticket)
+            return None
+        if query.get("token", [""])[0] != API_KEY:
             return Response(401, "Unauthorized", Headers(), b"")
         return None
 
@@ -286,6 +296,11 @@ class FakeTaskcast:
                 segments = parts.path.strip("/").split("/")
                 if method == "POST" and segments == ["tasks"]:
                     return self._create()
+                if method == "POST" and segments == ["ws-tickets"]:
+                    ticket = "wst_" + secrets.token_urlsafe(32)
+                    fake.tickets.add(ticket)
+                    return self._send(201, {"ticket": ticket, "expires_at": "2030-01-01T00:00:00Z"},
+                                      {"Cache-Control": "no-store"})
                 if len(segments) < 2 or segments[0] != "tasks" or segments[1] not in fake.tasks:
                     return self._send(404, problem("not-found", "Not Found", 404, "No such task."))
                 task = fake.tasks[segments[1]]

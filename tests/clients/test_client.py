@@ -52,9 +52,10 @@ def test_a_polled_monitor_reads_like_a_pushed_message() -> None:
     }
 
 
-def test_the_api_key_travels_url_encoded_as_token() -> None:
-    assert websocket_address("ws://h:1", "a b&c") == "ws://h:1?token=a%20b%26c"
-    assert websocket_address("wss://h/prod?x=1", "k") == "wss://h/prod?x=1&token=k"
+def test_the_credential_travels_url_encoded_as_ticket_or_token() -> None:
+    assert websocket_address("ws://h:1", "a b&c") == "ws://h:1?ticket=a%20b%26c"
+    assert websocket_address("ws://h:1", "a b&c", "token") == "ws://h:1?token=a%20b%26c"
+    assert websocket_address("wss://h/prod?x=1", "k", "token") == "wss://h/prod?x=1&token=k"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
@@ -114,6 +115,33 @@ def test_a_dropped_connection_resumes_with_since_version(fake: FakeTaskcast, cli
     assert [s.get("since_version") for s in subscribes(fake)] == [1, 2]
     assert [u["version"] for u in updates] == [2, 3, 4]  # no gap, no repeat across the reconnect
     assert fake.status_polls() == []
+
+
+def test_every_connect_uses_a_fresh_ticket_and_never_puts_the_key_in_a_url(
+    fake: FakeTaskcast, client: TaskcastClient
+) -> None:
+    fake.drop_after_messages = 1  # a reconnect, which needs a ticket of its own
+
+    outcome = client.submit("sleep", {}).wait(timeout=10)
+
+    assert outcome.status == "SUCCEEDED" and outcome.transport == "websocket"
+    assert fake.connections == 2
+    tickets = [query["ticket"][0] for query in fake.handshake_queries]
+    assert len(set(tickets)) == 2 and fake.tickets == set()  # two tickets, each used once
+    assert not any("token" in query or API_KEY in str(query) for query in fake.handshake_queries)
+    assert len([r for r in fake.requests if r[:2] == ("POST", "/ws-tickets")]) == 2
+
+
+def test_the_api_key_as_token_is_still_an_option(fake: FakeTaskcast) -> None:
+    client = TaskcastClient(fake.http_url, API_KEY, websocket_url=fake.ws_url, websocket_auth="token")
+
+    outcome = client.submit("sleep", {}).wait(timeout=10)
+
+    assert outcome.transport == "websocket"
+    assert [query["token"] for query in fake.handshake_queries] == [[API_KEY]]
+    assert not [r for r in fake.requests if r[1] == "/ws-tickets"]
+    with pytest.raises(ValueError, match="websocket_auth"):
+        TaskcastClient(fake.http_url, API_KEY, websocket_auth="header")
 
 
 def test_a_failed_task_ends_with_its_error_and_no_result(fake: FakeTaskcast, client: TaskcastClient) -> None:

@@ -70,6 +70,16 @@ def test_submit_wait_shows_progress_and_prints_the_result(fake: FakeTaskcast, ta
     assert lines[-1].startswith("succeeded after ") and lines[-1].endswith(" s, updates via websocket")
 
 
+@pytest.mark.parametrize(("option", "credential"), [([], "ticket"), (["--websocket-auth", "token"], "token")])
+def test_the_websocket_connects_with_a_ticket_unless_told_otherwise(
+    fake: FakeTaskcast, target: list[str], option: list[str], credential: str
+) -> None:
+    code, _, err = run(["sleep", "--wait", *option, *target])
+
+    assert code == 0 and err.splitlines()[-1].endswith("updates via websocket")
+    assert [list(query) for query in fake.handshake_queries] == [[credential]]
+
+
 def test_a_failed_task_exits_1_with_its_error(fake: FakeTaskcast, target: list[str]) -> None:
     code, out, err = run(["fail", "--wait", *target])
 

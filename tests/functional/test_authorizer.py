@@ -8,15 +8,24 @@ import logging
 import pytest
 
 from handlers import authorizer
+from handlers.authorizer import AuthorizerDeps
+from taskcast.tenant_cache import RefreshingTenantDirectory
 from taskcast.tenants import TenantDirectory
 from tests.functional.rest_harness import FakeLambdaContext, load_event
 
 BAD_KEY = "key-nobody-has-this-0000"
 
 
+class NoTickets:
+    """Token tests never reach the ticket store."""
+
+    def redeem(self, ticket: str) -> str | None:
+        raise AssertionError("no ticket was offered")
+
+
 @pytest.fixture
-def directory(settings) -> TenantDirectory:
-    return TenantDirectory.from_settings(settings)
+def deps(settings) -> AuthorizerDeps:
+    return AuthorizerDeps(tenants=TenantDirectory.from_settings(settings), tickets=NoTickets())
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +56,8 @@ def assert_no_key_logged(caplog, capsys, tenants) -> None:
         assert secret not in logged
 
 
-def test_rest_good_key_allows_every_route_with_the_tenant_in_context(directory, tenants, caplog, capsys) -> None:
-    answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), FakeLambdaContext(), directory)
+def test_rest_good_key_allows_every_route_with_the_tenant_in_context(deps, tenants, caplog, capsys) -> None:
+    answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), FakeLambdaContext(), deps)
     assert answer["principalId"] == "acme"
     assert answer["context"] == {"tenant": "acme"}
     statement = answer["policyDocument"]["Statement"][0]
@@ -62,28 +71,28 @@ def test_rest_good_key_allows_every_route_with_the_tenant_in_context(directory, 
     assert_no_key_logged(caplog, capsys, tenants)
 
 
-def test_rest_header_name_and_scheme_are_case_insensitive(directory, tenants) -> None:
+def test_rest_header_name_and_scheme_are_case_insensitive(deps, tenants) -> None:
     event = rest_event(f"bearer {tenants['globex']['api_key']}", header_name="authorization")
-    assert authorizer.rest_handler(event, None, directory)["context"] == {"tenant": "globex"}
+    assert authorizer.rest_handler(event, None, deps)["context"] == {"tenant": "globex"}
 
 
-def test_rest_unknown_key_is_denied(directory, tenants, caplog, capsys) -> None:
-    answer = authorizer.rest_handler(rest_event(f"Bearer {BAD_KEY}"), None, directory)
+def test_rest_unknown_key_is_denied(deps, tenants, caplog, capsys) -> None:
+    answer = authorizer.rest_handler(rest_event(f"Bearer {BAD_KEY}"), None, deps)
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
     assert "context" not in answer
     assert_no_key_logged(caplog, capsys, tenants)
 
 
 @pytest.mark.parametrize("authorization", [None, "", "Bearer", "Basic dXNlcjpwYXNz", f"Token {BAD_KEY}"])
-def test_rest_missing_or_malformed_header_is_unauthorized(directory, tenants, caplog, capsys, authorization) -> None:
+def test_rest_missing_or_malformed_header_is_unauthorized(deps, tenants, caplog, capsys, authorization) -> None:
     with pytest.raises(Exception, match="^Unauthorized$"):
-        authorizer.rest_handler(rest_event(authorization), None, directory)
+        authorizer.rest_handler(rest_event(authorization), None, deps)
     assert_no_key_logged(caplog, capsys, tenants)
 
 
-def test_websocket_good_token_allows_connect_with_the_tenant(directory, tenants, caplog, capsys) -> None:
+def test_websocket_good_token_allows_connect_with_the_tenant(deps, tenants, caplog, capsys) -> None:
     event = websocket_event(tenants["acme"]["api_key"])
-    answer = authorizer.websocket_handler(event, FakeLambdaContext(), directory)
+    answer = authorizer.websocket_handler(event, FakeLambdaContext(), deps)
     assert answer["context"] == {"tenant": "acme"}
     statement = answer["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
@@ -91,17 +100,17 @@ def test_websocket_good_token_allows_connect_with_the_tenant(directory, tenants,
     assert_no_key_logged(caplog, capsys, tenants)
 
 
-def test_websocket_bad_or_missing_token_is_refused(directory, tenants, caplog, capsys) -> None:
-    answer = authorizer.websocket_handler(websocket_event(BAD_KEY), None, directory)
+def test_websocket_bad_or_missing_token_is_refused(deps, tenants, caplog, capsys) -> None:
+    answer = authorizer.websocket_handler(websocket_event(BAD_KEY), None, deps)
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
     with pytest.raises(Exception, match="^Unauthorized$"):
-        authorizer.websocket_handler(websocket_event(None), None, directory)
+        authorizer.websocket_handler(websocket_event(None), None, deps)
     with pytest.raises(Exception, match="^Unauthorized$"):
-        authorizer.websocket_handler(websocket_event(""), None, directory)
+        authorizer.websocket_handler(websocket_event(""), None, deps)
     assert_no_key_logged(caplog, capsys, tenants)
 
 
 def test_the_handlers_directory_is_read_from_the_environment(settings, tenants) -> None:
-    directory = TenantDirectory.from_settings(settings)
-    answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), None, directory)
+    deps = AuthorizerDeps(tenants=RefreshingTenantDirectory.from_settings(settings), tickets=NoTickets())
+    answer = authorizer.rest_handler(rest_event(f"Bearer {tenants['acme']['api_key']}"), None, deps)
     assert answer["context"] == {"tenant": "acme"}

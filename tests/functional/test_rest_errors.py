@@ -130,6 +130,7 @@ def test_openapi_needs_no_tenant_and_describes_the_routes(api: RestHarness) -> N
         "/tasks/{task_id}/events",
         "/tasks/{task_id}/deliveries",
         "/uploads",
+        "/ws-tickets",
     }
     assert "201" in document["paths"]["/uploads"]["post"]["responses"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

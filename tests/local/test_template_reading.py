@@ -99,14 +99,14 @@ def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: Template
     routes = {(route.method, route.resource): route for route in api.routes}
     assert set(routes) == {
         ("POST", "/tasks"), ("GET", "/tasks/{id}"), ("DELETE", "/tasks/{id}"), ("GET", "/tasks/{id}/result"),
-        ("GET", "/tasks/{id}/events"), ("GET", "/tasks/{id}/deliveries"), ("POST", "/uploads"),
+        ("GET", "/tasks/{id}/events"), ("GET", "/tasks/{id}/deliveries"), ("POST", "/uploads"), ("POST", "/ws-tickets"),
         ("GET", "/openapi.json"),
     }
     assert routes[("GET", "/openapi.json")].authorizer is None
     authorizer = routes[("POST", "/tasks")].authorizer
     assert authorizer is not None and authorizer.function.logical_id == "RestAuthorizerFunction"
     assert authorizer.payload_type == "REQUEST"
-    assert (authorizer.identity_headers, authorizer.ttl_s) == (("Authorization",), 300)
+    assert (authorizer.identity_headers, authorizer.ttl_s) == (("Authorization",), 60)
     assert api.stage == "prod" and set(api.gateway_responses) == {"UNAUTHORIZED", "ACCESS_DENIED"}
 
 
@@ -117,7 +117,7 @@ def test_websocket_routes_integrations_and_the_connect_authorizer(resolver: Temp
     assert {route.function.logical_id for route in api.routes.values()} == {"WebSocketFunction"}
     authorizer = api.routes[CONNECT].authorizer
     assert authorizer is not None and authorizer.function.logical_id == "WebSocketAuthorizerFunction"
-    assert authorizer.identity_sources == ("route.request.querystring.token",)
+    assert authorizer.identity_sources == ()  # ?ticket= or ?token=: the authorizer decides
     assert api.stage == "prod" and api.selection_expression == "$request.body.action"
 
 

@@ -183,3 +183,20 @@ def test_cli_refuses_bad_input_with_a_message_not_a_traceback(capsys: pytest.Cap
     assert "subscribers_per_task must be >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--duration", "forty"])
+
+
+def test_each_websocket_subscriber_first_fetches_a_ticket_that_its_connect_uses_up() -> None:
+    one = cost.by_transport(cost.Scenario(subscribers_per_task=1))["push-websocket"].per_task
+    three = cost.by_transport(cost.Scenario(subscribers_per_task=3))["push-websocket"].per_task
+    # Per subscriber: POST /ws-tickets and GET of the result through REST; the ticket written, then deleted.
+    assert three.rest_requests - one.rest_requests == 2 * 2
+    assert one.rest_requests == 2 and one.client_requests == 4  # ticket, connect, subscribe, result
+    per_subscriber_writes = (three.dynamodb_write_units - one.dynamodb_write_units) / 2
+    assert per_subscriber_writes == 2 + 2 + 1  # ticket put and delete, subscription begun and confirmed, $disconnect
+
+
+def test_the_rest_authorizer_is_cached_as_long_as_the_template_says() -> None:
+    from taskcast.local.template import load_template
+
+    authorizer = load_template()["Resources"]["RestApi"]["Properties"]["Auth"]["Authorizers"]["TenantAuthorizer"]
+    assert authorizer["Identity"]["ReauthorizeEvery"] == cost.AUTHORIZER_CACHE_S

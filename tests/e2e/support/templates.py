@@ -123,3 +123,9 @@ def add_machinery_probes(template: dict[str, Any]) -> None:
 
 def shorten_worker_timeout(template: dict[str, Any], seconds: int = 2) -> None:
     template["Resources"]["WorkerFunction"]["Properties"]["Timeout"] = seconds
+
+
+def shorten_reauthorize(template: dict[str, Any], seconds: int = 2) -> None:
+    """API Gateway's authorizer-result cache (``ReauthorizeEvery``) cut to ``seconds``."""
+    authorizer = template["Resources"]["RestApi"]["Properties"]["Auth"]["Authorizers"]["TenantAuthorizer"]
+    authorizer["Identity"]["ReauthorizeEvery"] = seconds
