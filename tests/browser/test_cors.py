@@ -1,26 +1,46 @@
 """A page served from another origin calls the local stack's REST API in real Chromium: allowed when the
 stack's ``CorsAllowedOrigins`` names that origin (preflight, Authorization header, readable Location, a
-readable 401), blocked by the browser when it does not."""
+readable 401), blocked by the browser when it does not. The dashboard itself, hosted on its own site as a
+deployed dashboard would be, follows a task over the stack's API and WebSocket."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
 PAGE = b"<!doctype html><title>another origin</title><p>a page of another site</p>"
+DASHBOARD = Path(__file__).resolve().parents[2] / "client_demo"
+TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
 class _PageHandler(BaseHTTPRequestHandler):
+    """A plain page at ``/``; the dashboard's files at ``/dashboard/`` (its config.js is absent: not our stack)."""
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        name = "index.html" if path == "/dashboard/" else path.removeprefix("/dashboard/")
+        file = DASHBOARD / name
+        if path == "/":
+            body, kind = PAGE, "text/html"
+        elif path.startswith("/dashboard/") and file.suffix in TYPES and file.is_file() and "/" not in name:
+            body, kind = file.read_bytes(), TYPES[file.suffix]
+        else:
+            self.send_error(404)
+            return
         self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PAGE)))
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(PAGE)
+        self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -81,3 +101,20 @@ def test_another_origin_is_blocked_by_the_browser(cors_stack: Any, page_origins:
     page.goto(other)
     answer = page.evaluate(_CALL, [cors_stack.http_url, cors_stack.api_key])
     assert "error" in answer and "Failed to fetch" in answer["error"], answer
+
+
+def test_the_dashboard_on_its_own_site_follows_a_task_over_the_stack(
+    cors_stack: Any, page_origins: tuple[str, str], page: Any
+) -> None:
+    allowed, _ = page_origins
+    page.goto(f"{allowed}/dashboard/?api={cors_stack.http_url}&ws={cors_stack.ws_url}")
+    page.fill("#api-key", cors_stack.api_key)
+    page.locator("#key-form").evaluate("form => form.requestSubmit()")
+    expect(page.locator("#transport")).to_have_text("websocket", timeout=30_000)
+    page.select_option("#job-type", "sleep")
+    page.fill("#job-input", '{"seconds": 1, "steps": 1}')
+    page.click("#submit")
+    row = page.locator("tr[data-task-id]").first
+    expect(row).to_have_attribute("data-status", "SUCCEEDED", timeout=30_000)
+    expect(row).to_have_attribute("data-transport", "websocket")
+    assert page.errors == []

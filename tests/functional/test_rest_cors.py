@@ -33,7 +33,7 @@ def _preflight(api: RestHarness, path: str, origin: str, method: str = "POST") -
 
 
 @pytest.mark.parametrize("origin", [APP, OTHER_APP])
-@pytest.mark.parametrize("path", ["/tasks", "/tasks/abc", "/tasks/abc/result", "/uploads"])
+@pytest.mark.parametrize("path", ["/tasks", "/tasks/abc", "/tasks/abc/result", "/uploads", "/ws-tickets"])
 def test_a_preflight_from_an_allowed_origin_is_answered_without_credentials(
     api: RestHarness, path: str, origin: str
 ) -> None:
