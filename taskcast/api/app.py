@@ -39,8 +39,13 @@ def create_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
     return app
 
 
-@cache
 def shared_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
+    """The one app per set of allowed origins (``shared_app()`` and ``shared_app(())`` are the same)."""
+    return _app_for(tuple(cors_origins))
+
+
+@cache
+def _app_for(cors_origins: tuple[str, ...]) -> ConcurrentRestRouter:
     return create_app(cors_origins)
 
 
