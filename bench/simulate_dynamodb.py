@@ -16,10 +16,11 @@ eventual consistency of indexes (a GSI query sees every write at once), ``Unproc
 from __future__ import annotations
 
 import copy
+import functools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -28,6 +29,40 @@ from bench.simulate_latency import Latency, Wire
 
 Item = dict[str, Any]
 KeyTuple = tuple[Any, ...]
+F = TypeVar("F", bound=Callable[..., Any])
+_EXPRESSIONS = ("KeyConditionExpression", "FilterExpression", "ConditionExpression", "UpdateExpression",
+                "ProjectionExpression")
+
+
+def _validated(operation: str) -> Callable[[F], F]:
+    """Check a request's expressions as DynamoDB does first; a bad one answers ValidationException."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def call(self: Any, **request: Any) -> Any:
+            try:
+                for spec in _expression_specs(request):
+                    expressions.validate(
+                        [spec[name] for name in _EXPRESSIONS if spec.get(name)],
+                        spec.get("ExpressionAttributeNames"),
+                        spec.get("ExpressionAttributeValues"),
+                    )
+                return method(self, **request)
+            except expressions.ExpressionError as error:
+                raise client_error(operation, "ValidationException", str(error)) from None
+
+        return call  # type: ignore[return-value]
+
+    return decorate
+
+
+def _expression_specs(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The parts of a request that carry expressions: itself, each transaction action, each batch table."""
+    if "TransactItems" in request:
+        return [spec for action in request["TransactItems"] for spec in action.values()]
+    if "RequestItems" in request:
+        return [spec for spec in request["RequestItems"].values() if isinstance(spec, Mapping)]
+    return [request]
 
 
 def client_error(operation: str, code: str, message: str, status: int = 400, **extra: Any) -> ClientError:
@@ -52,16 +87,25 @@ class TableSchema:
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.name: str = args["TableName"]
         self.hash_key, self.range_key = _keys(args["KeySchema"])
-        self.indexes: dict[str, tuple[str, str | None]] = {
-            index["IndexName"]: _keys(index["KeySchema"])
-            for index in [*args.get("GlobalSecondaryIndexes", []), *args.get("LocalSecondaryIndexes", [])]
-        }
+        indexes = [*args.get("GlobalSecondaryIndexes", []), *args.get("LocalSecondaryIndexes", [])]
+        self.indexes: dict[str, tuple[str, str | None]] = {index["IndexName"]: _keys(index["KeySchema"])
+                                                           for index in indexes}
+        # The attributes an index holds beyond the keys: None for all of them.
+        self.projected: dict[str, set[str] | None] = {index["IndexName"]: _projected(index) for index in indexes}
 
     def key_of(self, item: Mapping[str, Any]) -> KeyTuple:
         return (_sort_value(item.get(self.hash_key)), _sort_value(item.get(self.range_key)) if self.range_key else None)
 
     def key_attributes(self, hash_key: str, range_key: str | None, item: Mapping[str, Any]) -> Item:
         return {name: item[name] for name in (hash_key, range_key) if name is not None and name in item}
+
+
+def _projected(index: Mapping[str, Any]) -> set[str] | None:
+    projection = index.get("Projection") or {}
+    kind = projection.get("ProjectionType", "ALL")
+    if kind == "ALL":
+        return None
+    return set(projection.get("NonKeyAttributes", [])) if kind == "INCLUDE" else set()
 
 
 def _keys(schema: Iterable[Mapping[str, str]]) -> tuple[str, str | None]:
@@ -139,6 +183,7 @@ class FakeDynamoDB:
         return {name: copy.deepcopy(item[name]) for name in names if name in item}
 
     # --- single items
+    @_validated("GetItem")
     def get_item(self, **request: Any) -> dict[str, Any]:
         self.wire.call("GetItem")
         schema = self._schema(request["TableName"], "GetItem")
@@ -147,6 +192,7 @@ class FakeDynamoDB:
             item = self._get(schema.name, key)
             return {"Item": self._project(item, request)} if item is not None else {}
 
+    @_validated("PutItem")
     def put_item(self, **request: Any) -> dict[str, Any]:
         self.wire.call("PutItem")
         with self._lock:
@@ -163,6 +209,7 @@ class FakeDynamoDB:
         self._store(schema.name, key, copy.deepcopy(item))
         return current
 
+    @_validated("UpdateItem")
     def update_item(self, **request: Any) -> dict[str, Any]:
         self.wire.call("UpdateItem")
         with self._lock:
@@ -193,6 +240,7 @@ class FakeDynamoDB:
         self._store(schema.name, key, new)
         return current, new
 
+    @_validated("DeleteItem")
     def delete_item(self, **request: Any) -> dict[str, Any]:
         self.wire.call("DeleteItem")
         with self._lock:
@@ -209,6 +257,7 @@ class FakeDynamoDB:
         return current
 
     # --- queries
+    @_validated("Query")
     def query(self, **request: Any) -> dict[str, Any]:
         self.wire.call("Query")
         schema = self._schema(request["TableName"], "Query")
@@ -232,6 +281,10 @@ class FakeDynamoDB:
                     raise client_error("Query", "ValidationException", "Query key condition not supported")
                 candidates = list(self._items[schema.name].get(_sort_value(value), {}).values())
             found = copy.deepcopy([item for item in candidates if hash_key in item and matches(item)])
+        projected = schema.projected.get(index) if index else None
+        if projected is not None:
+            kept = projected | {schema.hash_key, schema.range_key, hash_key, range_key}
+            found = [{name: value for name, value in item.items() if name in kept} for item in found]
         # Within a partition: by the range key, then (an index) by the table's key, as DynamoDB pages them.
         found.sort(key=lambda item: (_sort_value(item.get(range_key)) if range_key else "", schema.key_of(item)))
         if request.get("ScanIndexForward") is False:
@@ -260,6 +313,7 @@ class FakeDynamoDB:
         return answer
 
     # --- batches and transactions
+    @_validated("BatchGetItem")
     def batch_get_item(self, **request: Any) -> dict[str, Any]:
         self.wire.call("BatchGetItem")
         responses: dict[str, list[Item]] = {}
@@ -273,6 +327,7 @@ class FakeDynamoDB:
                         found.append(self._project(item, spec))
         return {"Responses": responses, "UnprocessedKeys": {}}
 
+    @_validated("BatchWriteItem")
     def batch_write_item(self, **request: Any) -> dict[str, Any]:
         self.wire.call("BatchWriteItem")
         with self._lock:
@@ -284,6 +339,7 @@ class FakeDynamoDB:
                         self._delete({"TableName": table, **write["DeleteRequest"]}, "BatchWriteItem")
         return {"UnprocessedItems": {}}
 
+    @_validated("TransactWriteItems")
     def transact_write_items(self, **request: Any) -> dict[str, Any]:
         self.wire.call("TransactWriteItems")
         actions = request["TransactItems"]

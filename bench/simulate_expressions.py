@@ -11,8 +11,9 @@ change in what the store sends is noticed instead of being answered wrongly.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from functools import cache, lru_cache
 from typing import Any
 
 Item = dict[str, Any]
@@ -30,7 +31,9 @@ class ExpressionError(ValueError):
     """An expression DynamoDB would refuse (a ValidationException)."""
 
 
-def tokenize(text: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def tokenize(text: str) -> tuple[str, ...]:
+    """The tokens of an expression (cached: the same few expressions come again and again)."""
     tokens: list[str] = []
     position = 0
     text = text.rstrip()
@@ -40,7 +43,7 @@ def tokenize(text: str) -> list[str]:
             raise ExpressionError(f"cannot read expression at {text[position:]!r}")
         tokens.append(match.group(match.lastgroup or 0))
         position = match.end()
-    return tokens
+    return tuple(tokens)
 
 
 class _Parser:
@@ -376,3 +379,32 @@ def equality_value(
         if operator == "=" and resolved.get(right, right) == attribute and left.startswith(":"):
             return (values or {}).get(left)
     return None
+
+
+_FUNCTIONS = {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains", "size",
+              "if_not_exists", "list_append"}
+
+
+@cache
+def reserved_words() -> frozenset[str]:
+    """DynamoDB's reserved words (a bare attribute name may not be one), from moto's copy of the list."""
+    try:
+        from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
+    except ImportError:  # moto is a development dependency; without it, names are not checked
+        return frozenset()
+    return frozenset(word.upper() for word in ReservedKeywords.get_reserved_keywords())
+
+
+def validate(texts: Iterable[str], names: Mapping[str, str] | None, values: Mapping[str, Any] | None) -> None:
+    """What DynamoDB checks before evaluating: every name and value given is used, no bare reserved word."""
+    tokens = [token for text in texts for token in tokenize(text)]
+    for kind, given in (("Values", values), ("Names", names)):
+        unused = set(given or {}) - set(tokens)
+        if unused:
+            raise ExpressionError(f"Value provided in ExpressionAttribute{kind} unused: {sorted(unused)}")
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        is_function = token.lower() in _FUNCTIONS and following == "("
+        word = token.upper()
+        if token[0].isalpha() and not is_function and word not in _KEYWORDS and word in reserved_words():
+            raise ExpressionError(f"Attribute name is a reserved keyword; reserved keyword: {token}")
