@@ -410,9 +410,10 @@ def search_max_rate(
     config: SimConfig, capacity: float, steps: int, log: Callable[[str], None] | None = None, cap: float = 2000.0
 ) -> dict[str, Any]:
     """The highest rate (of those tried) at which the iterator age stayed bounded, starting just under
-    ``capacity`` (the consumer's sustained rate when overloaded) and moving by bisection."""
+    ``capacity`` (the consumer's sustained rate when overloaded): up by a quarter while bounded, then by
+    bisection between the highest bounded and the lowest growing rate, in steps of 5 changes/s."""
     low, high = 0.0, None
-    candidate = min(cap, max(10.0, round(capacity * 0.9, -1)))
+    candidate = min(cap, _step(capacity * 0.9))
     tried: list[dict[str, Any]] = []
     for _ in range(steps):
         result = run_simulation(replace(config, rate=candidate), log)
@@ -424,16 +425,20 @@ def search_max_rate(
                 f"{'bounded' if ok else 'grows'} (age max {result['iterator_age_s']['max']} s)")
         if ok:
             low = candidate
-            if candidate >= cap:
-                break
-            candidate = min(cap, round(candidate * 1.25, -1)) if high is None else round((low + high) / 2, -1)
         else:
             high = candidate
-            candidate = round((low + high) / 2, -1) if low else round(candidate * 0.7, -1)
-        if high is not None and high - low <= max(10.0, 0.05 * high):
+        if high is None:
+            candidate = min(cap, max(low + 5, _step(low * 1.25)))
+        else:
+            candidate = _step((low + high) / 2) if low else _step(high * 0.7)
+        if low >= cap or (high is not None and high - low <= max(5.0, 0.05 * high)):
             break
     return {"parallelization": config.parallelization, "max_bounded_rate": low, "first_unbounded_rate": high,
             "tried": tried}
+
+
+def _step(rate: float) -> float:
+    return max(5.0, 5.0 * round(rate / 5.0))
 
 
 def run_plan(plan: SimPlan, base: SimConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
