@@ -19,6 +19,7 @@ simulation and the consumer share one interpreter: near one core means CPU-bound
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import threading
@@ -56,7 +57,7 @@ class EventSource:
 
     @classmethod
     def from_template(cls, template: dict[str, Any] | None = None) -> EventSource:
-        template = template if template is not None else load_template()
+        template = template if template is not None else _template()
         function = template["Resources"]["StreamConsumerFunction"]["Properties"]
         (event,) = [e["Properties"] for e in function["Events"].values() if e["Type"] == "DynamoDB"]
         return cls(
@@ -119,12 +120,17 @@ def simulation_settings(management_url: str = "https://sim.execute-api.us-east-1
 
 def table_args(settings: Settings, template: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """``create_table`` arguments of the template's tables the consumer uses, named as ``settings`` names them."""
-    template = template if template is not None else load_template()
+    template = template if template is not None else _template()
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
     return [
         dynamodb_create_table_args(getattr(settings, field_name), tables[logical_id]["Properties"])
         for logical_id, field_name in _TABLES.items()
     ]
+
+
+@functools.cache
+def _template() -> dict[str, Any]:
+    return load_template()
 
 
 class _Metrics(Counters):
