@@ -175,11 +175,11 @@ def fake_boto3(fakes: Mapping[str, Any]) -> Iterator[None]:
         return fakes[service_name]
 
     _forget_cached_clients()
-    boto3.session.Session.client = client  # type: ignore[method-assign]
+    boto3.session.Session.client = client
     try:
         yield
     finally:
-        boto3.session.Session.client = original  # type: ignore[method-assign]
+        boto3.session.Session.client = original
         _forget_cached_clients()
 
 

@@ -71,7 +71,7 @@ def client_error(operation: str, code: str, message: str, status: int = 400, **e
         "ResponseMetadata": {"HTTPStatusCode": status},
         **extra,
     }
-    return ClientError(response, operation)  # type: ignore[arg-type]
+    return ClientError(response, operation)
 
 
 def _sort_value(value: Mapping[str, Any] | None) -> Any:

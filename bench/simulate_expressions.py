@@ -211,8 +211,9 @@ class _Parser:
             value = self.set_value()
             return lambda target: target.set(name, value(target.before))
         operand = self.operand()
-        combine = _add if clause == "ADD" else _delete
-        return lambda target: target.set(name, combine(target.before.get(name), operand(target.before)))
+        if clause == "ADD":
+            return lambda target: target.set(name, _add(target.before.get(name), operand(target.before)))
+        return lambda target: target.set_or_remove(name, _delete(target.before.get(name), operand(target.before)))
 
     def set_value(self) -> Callable[[Item], Value | None]:
         left = self.set_term()
@@ -248,6 +249,12 @@ class _Snapshot:
         if value is None:
             raise ExpressionError(f"the value for {name} refers to an attribute that does not exist")
         self.item[name] = value
+
+    def set_or_remove(self, name: str, value: Value | None) -> None:
+        if value is None:
+            self.item.pop(name, None)
+        else:
+            self.item[name] = value
 
     def remove(self, name: str) -> None:
         self.item.pop(name, None)
@@ -325,10 +332,12 @@ def _add(current: Value | None, operand: Value | None) -> Value:
 
 
 def _delete(current: Value | None, operand: Value | None) -> Value | None:
+    """A set without ``operand``'s members; None (the attribute goes) when nothing is left."""
     if current is None or operand is None:
-        return current
+        return None
     (kind, members), = operand.items()
-    return {kind: [member for member in current[kind] if member not in members]}
+    left = [member for member in current[kind] if member not in members]
+    return {kind: left} if left else None
 
 
 def condition(
