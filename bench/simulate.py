@@ -19,12 +19,14 @@ simulation and the consumer share one interpreter: near one core means CPU-bound
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
@@ -171,6 +173,34 @@ class _Progress:
             return sum(count for at, count in self.times if start <= at < end)
 
 
+class _Warnings(logging.Handler):
+    """The consumer's own warnings and errors (a record that failed, and why), the first few of each kind."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        detail = getattr(record, "error", None)
+        key = f"{text}: {detail}" if detail else text
+        if key in self.seen or len(self.seen) < 10:
+            self.seen[key] = self.seen.get(key, 0) + 1
+
+
+@contextlib.contextmanager
+def _captured_warnings(names: Sequence[str] = ("taskcast", "streams")) -> Iterator[_Warnings]:
+    handler = _Warnings()
+    loggers = [logging.getLogger(name) for name in names]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
 def _context(timeout_s: float) -> Any:
     deadline = time.monotonic() + timeout_s
     return SimpleNamespace(
@@ -230,7 +260,7 @@ def run_simulation(config: SimConfig, log: Callable[[str], None] | None = None) 
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval_s)
     fakes = {"dynamodb": world.dynamodb, "apigatewaymanagementapi": world.connections, "sqs": world.queues}
-    with fake_boto3(fakes):
+    with fake_boto3(fakes), _captured_warnings() as warnings:
         metrics = [_Metrics() for _ in range(config.parallelization)]
         # One execution environment per lane: deps (clients, pools) built as streams.consumer builds them.
         environments = [PushDeps.from_settings(world.settings, metrics=sink) for sink in metrics]
@@ -244,7 +274,15 @@ def run_simulation(config: SimConfig, log: Callable[[str], None] | None = None) 
             for deps in environments:
                 deps.close()
             sys.setswitchinterval(switch_interval)
-    return _figures(config, world, lanes, metrics, progress, measured)
+    if world.writer.error is not None:
+        raise RuntimeError(f"the simulated stream writer failed: {world.writer.error!r}") from world.writer.error
+    figures = _figures(config, world, lanes, metrics, progress, measured)
+    figures["consumer_warnings"] = warnings.seen
+    figures["invocation_errors"] = [error for lane in lanes for error in lane.stats.errors][:5]
+    if log is not None and (warnings.seen or figures["invocation_errors"]):
+        log(f"simulation: the consumer reported {sum(warnings.seen.values())} warnings "
+            f"({'; '.join(list(warnings.seen)[:3])}) and {len(figures['invocation_errors'])} invocation errors")
+    return figures
 
 
 def _figures(

@@ -125,11 +125,14 @@ class TaskWriter:
     stop: threading.Event = field(default_factory=threading.Event)
     started_tasks: int = 0
     cpu_s: float = 0.0  # the writer's own CPU time, apart from the consumer's
+    error: Exception | None = None
 
     def run(self) -> None:
         cpu_started = time.thread_time()
         try:
             self._write()
+        except Exception as error:  # noqa: BLE001 - kept for the run to raise once the writer has stopped
+            self.error = error
         finally:
             self.cpu_s = time.thread_time() - cpu_started
 
@@ -179,6 +182,7 @@ class LaneStats:
     failed_records: int = 0
     given_up: int = 0
     busy_s: float = 0.0
+    errors: list[str] = field(default_factory=list)  # the first few invocation errors, for the report
 
 
 class Lane:
@@ -234,7 +238,9 @@ class Lane:
         try:
             response = self._invoke({"Records": [record.event for record in batch]})
             failures = {item["itemIdentifier"] for item in response.get("batchItemFailures") or []}
-        except Exception:  # noqa: BLE001 - a function error: Lambda delivers the whole batch again
+        except Exception as error:  # noqa: BLE001 - a function error: Lambda delivers the whole batch again
+            if len(self.stats.errors) < 5:
+                self.stats.errors.append(f"{type(error).__name__}: {error}")
             failures = {batch[0].event["dynamodb"]["SequenceNumber"]}
         finished = time.monotonic()
         self.stats.busy_s += finished - started

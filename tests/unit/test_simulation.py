@@ -292,3 +292,20 @@ def test_the_simulation_settings_name_the_template_tables() -> None:
     settings = simulation_settings()
     names = [args["TableName"] for args in table_args(settings)]
     assert names == [settings.tasks_table, settings.subscriptions_table]
+
+
+@pytest.mark.timeout(30)
+def test_a_call_the_fakes_do_not_simulate_is_reported_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if the consumer began to use an operation the fake lacks: its records fail, retry, and are lost.
+    monkeypatch.delattr(FakeDynamoDB, "get_item")
+    config = SimConfig(rate=50, parallelization=1, seconds=1.0, tasks=5, max_retries=1,
+                       dynamodb=NO_LATENCY, post=NO_LATENCY, sqs=NO_LATENCY)
+    result = run_simulation(config)
+    assert any("does not implement get_item" in warning for warning in result["consumer_warnings"])
+    assert result["lost_records"] > 0 and result["completed"] == 0
+
+
+def test_a_failing_stream_writer_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(FakeDynamoDB, "update_item")  # the writer confirms subscriptions with it
+    with pytest.raises(RuntimeError, match="writer failed.*update_item"):
+        run_simulation(SimConfig(rate=50, seconds=0.5, tasks=2, dynamodb=NO_LATENCY, post=NO_LATENCY))
