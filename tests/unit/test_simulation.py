@@ -7,13 +7,26 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bench.simulate import SimConfig, age_slope, bounded, run_simulation, simulation_settings, table_args
+from bench import report
+from bench.simulate import (
+    EventSource,
+    SimConfig,
+    SimPlan,
+    age_slope,
+    bounded,
+    run_plan,
+    run_simulation,
+    simulation_settings,
+    table_args,
+    target_check,
+)
 from bench.simulate_clients import FakeConnections, FakeQueues, fake_boto3
 from bench.simulate_dynamodb import FakeDynamoDB
 from bench.simulate_latency import Latency
@@ -309,3 +322,26 @@ def test_a_failing_stream_writer_fails_the_run(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delattr(FakeDynamoDB, "update_item")  # the writer confirms subscriptions with it
     with pytest.raises(RuntimeError, match="writer failed.*update_item"):
         run_simulation(SimConfig(rate=50, seconds=0.5, tasks=2, dynamodb=NO_LATENCY, post=NO_LATENCY))
+
+
+@pytest.mark.timeout(60)
+def test_the_benchmark_part_reports_runs_search_table_target_and_plot(tmp_path: Path) -> None:
+    from bench.__main__ import PARTS, QUICK, STACK_PARTS
+
+    assert "simulate" in PARTS and "simulate" not in STACK_PARTS and QUICK.simulation.seconds <= 5
+    fast = SimConfig(tasks=20, dynamodb=Latency(0.001, 0.002), post=Latency(0.002, 0.004))
+    plan = SimPlan(rates=(1000.0,), parallelizations=(1,), seconds=1.0, search_seconds=1.0, search_steps=1)
+    simulation = run_plan(plan, fast)
+    assert simulation["template_parallelization"] == EventSource.from_template().parallelization
+    (run,) = simulation["runs"]
+    assert run["rate"] == 1000.0 and run["parallelization"] == 1 and run["violations"] == 0
+    (search,) = simulation["max_sustainable"]
+    assert len(search["tried"]) == 1
+    table = report.simulation_tables(simulation)
+    template_row = "| 1 (template) | 1,000 |" if simulation["template_parallelization"] == 1 else "| 1 | 1,000 |"
+    assert template_row in table and "Highest rate with a bounded iterator age" in table
+    check = target_check(simulation)
+    if simulation["template_parallelization"] == 1:
+        assert check is not None and isinstance(check["met"], bool) and "1,000" in check["target"]
+    assert report.plot_iterator_age(simulation, tmp_path / "age.png") is not None
+    assert (tmp_path / "age.png").stat().st_size > 0
