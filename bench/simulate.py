@@ -32,7 +32,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench import report
-from bench.simulate_clients import FakeConnections, FakeQueues, calls_by_operation, fake_boto3
+from bench.simulate_clients import (
+    FakeConnections,
+    FakeQueues,
+    calls_by_operation,
+    fake_boto3,
+    fake_connections_endpoint,
+)
 from bench.simulate_dynamodb import FakeDynamoDB
 from bench.simulate_latency import Latency
 from bench.simulate_stream import Lane, Shard, StreamRecord, TaskWriter, lane_of
@@ -260,7 +266,8 @@ def run_simulation(config: SimConfig, log: Callable[[str], None] | None = None) 
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval_s)
     fakes = {"dynamodb": world.dynamodb, "apigatewaymanagementapi": world.connections, "sqs": world.queues}
-    with fake_boto3(fakes), _captured_warnings() as warnings:
+    endpoint = fake_connections_endpoint(world.connections, world.settings.management_url)
+    with fake_boto3(fakes), endpoint, _captured_warnings() as warnings:
         metrics = [_Metrics() for _ in range(config.parallelization)]
         # One execution environment per lane: deps (clients, pools) built as streams.consumer builds them.
         environments = [PushDeps.from_settings(world.settings, metrics=sink) for sink in metrics]

@@ -10,11 +10,15 @@
   ``Session().client``) is the fake for its service, whatever code builds it; a service without a fake
   raises ``NotImplementedError``. Cached clients of ``taskcast`` modules are forgotten on the way in and
   out, so the consumer code builds its clients inside the seam.
+- ``fake_connections_endpoint``: the same ``FakeConnections`` behind the ``@connections`` HTTP API, for
+  a poster that signs and sends its own requests through urllib3 (``requests`` included) instead of a
+  boto3 client: ``POST {stage}/@connections/{id}`` answers 200, or 410 for a closed connection.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -24,8 +28,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import boto3.session
+import urllib3
+from botocore.exceptions import ClientError
+from urllib3.connectionpool import HTTPConnectionPool
 
 from bench.simulate_dynamodb import client_error
 from bench.simulate_latency import Latency, Wire
@@ -189,3 +197,45 @@ def calls_by_operation(*wires: Wire) -> dict[str, int]:
         for operation, count in wire.calls.items():
             merged[operation] += count
     return dict(sorted(merged.items()))
+
+
+_CONNECTIONS_PATH = "/@connections/"
+
+
+@contextmanager
+def fake_connections_endpoint(connections: FakeConnections, endpoint_url: str) -> Iterator[None]:
+    """Requests through urllib3 to ``endpoint_url``'s host go to ``connections``; others are untouched.
+
+    A signer needs credentials to sign with: made-up ones are set for the run when none are (nothing
+    leaves the process)."""
+    host = urlsplit(endpoint_url).hostname
+    original = HTTPConnectionPool.urlopen
+
+    def urlopen(pool: HTTPConnectionPool, method: str, url: str, body: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if pool.host != host:
+            return original(pool, method, url, body, *args, **kwargs)
+        path = urlsplit(url).path
+        if method != "POST" or _CONNECTIONS_PATH not in path:
+            raise NotImplementedError(f"the simulated @connections endpoint does not answer {method} {path}")
+        connection_id = unquote(path.split(_CONNECTIONS_PATH, 1)[1])
+        data = body if isinstance(body, bytes) else (body or "").encode()
+        try:
+            connections.post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as error:
+            status = int(error.response["ResponseMetadata"]["HTTPStatusCode"])
+            message = json.dumps({"message": error.response["Error"]["Message"]}).encode()
+            return urllib3.HTTPResponse(body=message, status=status, headers={"x-amzn-ErrorType": "GoneException"},
+                                        request_method=method, request_url=url, preload_content=True)
+        return urllib3.HTTPResponse(body=b"", status=200, headers={}, request_method=method, request_url=url,
+                                    preload_content=True)
+
+    made_up = {"AWS_ACCESS_KEY_ID": "simulated", "AWS_SECRET_ACCESS_KEY": "simulated"}
+    missing = {name: value for name, value in made_up.items() if not os.environ.get(name)}
+    os.environ.update(missing)
+    HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        HTTPConnectionPool.urlopen = original  # type: ignore[method-assign]
+        for name in missing:
+            os.environ.pop(name, None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import urllib3
 from botocore.exceptions import ClientError
 
 from bench import report
@@ -27,7 +28,7 @@ from bench.simulate import (
     table_args,
     target_check,
 )
-from bench.simulate_clients import FakeConnections, FakeQueues, fake_boto3
+from bench.simulate_clients import FakeConnections, FakeQueues, fake_boto3, fake_connections_endpoint
 from bench.simulate_dynamodb import FakeDynamoDB
 from bench.simulate_latency import Latency
 from bench.simulate_stream import Lane, Shard, StreamRecord, TaskWriter, lane_of
@@ -345,3 +346,16 @@ def test_the_benchmark_part_reports_runs_search_table_target_and_plot(tmp_path: 
         assert check is not None and isinstance(check["met"], bool) and "1,000" in check["target"]
     assert report.plot_iterator_age(simulation, tmp_path / "age.png") is not None
     assert (tmp_path / "age.png").stat().st_size > 0
+
+
+def test_a_poster_sending_its_own_http_requests_reaches_the_same_fake() -> None:
+    url = simulation_settings().management_url
+    connections = FakeConnections(NO_LATENCY, lambda task, version: None)
+    connections.open("c/1", "t")
+    frame = json.dumps({"type": "task.status", "task_id": "t", "version": 1}).encode()
+    with fake_connections_endpoint(connections, url):
+        http = urllib3.PoolManager()
+        delivered = http.request("POST", f"{url}/@connections/c%2F1", body=frame)
+        gone = http.request("POST", f"{url}/@connections/closed", body=frame)
+    assert delivered.status == 200 and gone.status == 410
+    assert connections.frames() == 1 and connections.connections["c/1"].versions == [1]
