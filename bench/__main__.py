@@ -26,6 +26,7 @@ from bench.fanout import FanoutPlan, run_fanout
 from bench.job40 import Job40Plan, run_job40
 from bench.lag import LagPlan, run_lag
 from bench.probe import CallProbe, Probes, wait_until_quiet
+from bench.simulate import FULL_PLAN, QUICK_PLAN, SimConfig, SimPlan, run_plan, target_check
 from bench.startup import StartupPlan, run_startup
 
 
@@ -36,6 +37,7 @@ class Mode:
     fanout: FanoutPlan
     job40: Job40Plan
     startup: StartupPlan
+    simulation: SimPlan
 
 
 QUICK = Mode(
@@ -45,6 +47,7 @@ QUICK = Mode(
     FanoutPlan(one_task_sizes=(100, 1000), many_task_sizes=(100,), wait_s=45, budget_s=75),
     Job40Plan(job_s=10, runs=2, slack_s=30),
     StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
+    QUICK_PLAN,
 )
 FULL = Mode(
     "full",
@@ -53,9 +56,10 @@ FULL = Mode(
     FanoutPlan(one_task_sizes=(100, 1000, 5000), many_task_sizes=(100, 1000), wait_s=180, budget_s=420),
     Job40Plan(job_s=40, runs=3, slack_s=60),
     StartupPlan(idle_s=20, rest_requests=50, import_runs=3),
+    FULL_PLAN,
 )
-PARTS = ("startup", "lag", "fanout", "job40")
-STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack
+PARTS = ("startup", "simulate", "lag", "fanout", "job40")
+STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack (simulate needs none)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
 
@@ -165,6 +169,9 @@ def targets(result: dict[str, Any], mode: Mode) -> list[dict[str, Any]]:
             "measured": f"{one_k['last_delivery_s']:.3f} s",
             "met": one_k["delivered"] == 1000 and one_k["last_delivery_s"] < 1.0,
         })
+    simulated = target_check(result["simulation"]) if result.get("simulation") else None
+    if simulated:
+        checks.append(simulated)
     push_job = next((row for row in result["job40"] if row["transport"] == "push-websocket"), None)
     if push_job and push_job.get("seen_s") is not None:
         job_s = mode.job40.job_s
@@ -186,6 +193,9 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
     if result.get("startup"):
         parts += ["## Startup and idle: --from-source (the old in-process stack) against artifacts in processes",
                   report.startup_tables(result["startup"])]
+    if result.get("simulation"):
+        parts += ["## Simulation at AWS latencies (one shard, `python -m bench.simulate`)",
+                  report.simulation_tables(result["simulation"])]
     if result["lag"]:
         plan = mode.lag
         parts += [
@@ -253,6 +263,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - one broken part must not lose the others' results
             log(f"startup: failed: {type(error).__name__}: {error}")
             notes.append(f"startup failed: {type(error).__name__}: {error}")
+    simulation: dict[str, Any] | None = None
+    if "simulate" in parts:
+        # Before the stack starts: the simulation is timed in one process and wants the cores to itself.
+        simulation_started = time.time()
+        try:
+            simulation = run_plan(mode.simulation, SimConfig(), log)
+            log(f"simulate: done in {time.time() - simulation_started:.0f} s")
+        except Exception as error:  # noqa: BLE001 - one broken part must not lose the others' results
+            log(f"simulate: failed: {type(error).__name__}: {error}")
+            notes.append(f"simulate failed: {type(error).__name__}: {error}")
     measured: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "notes": [], "samples": {}}
     if parts & STACK_PARTS:
         measured = run_probed_stack(mode, parts & STACK_PARTS, args.calls_dir)
@@ -264,12 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": mode.name,
         **measured,
         "plan": {"lag": asdict(mode.lag), "fanout": asdict(mode.fanout), "job40": asdict(mode.job40),
-                 "startup": asdict(mode.startup)},
+                 "startup": asdict(mode.startup), "simulation": asdict(mode.simulation)},
         "elapsed_s": elapsed,
         "lag_samples_s": samples,
     }
     if startup is not None:
         result["startup"] = startup
+    if simulation is not None:
+        result["simulation"] = simulation
     checks = targets(result, mode)
     result["targets"] = checks
     stamp = report.timestamp()
@@ -281,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report.plot_lag_cdf(samples, args.out / f"{stamp}-lag-cdf.png")
         if result["fanout"]:
             report.plot_fanout(result["fanout"], args.out / f"{stamp}-fanout.png")
+        if simulation is not None:
+            report.plot_iterator_age(simulation, args.out / f"{stamp}-iterator-age.png")
     print(text)
     log(f"results: {path}")
     return 0

@@ -274,3 +274,81 @@ def plot_fanout(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 def _transport_rank(name: str) -> int:
     return TRANSPORT_ORDER.index(name) if name in TRANSPORT_ORDER else len(TRANSPORT_ORDER)
+
+
+def simulation_tables(simulation: Mapping[str, Any]) -> str:
+    """The simulation's runs, one row per (ParallelizationFactor, rate), and each P's highest bounded rate."""
+    plan = simulation["plan"]
+    latency = plan["latencies_ms"]
+    template_p = simulation["template_parallelization"]
+    lines = [
+        f"Real consumer code (`handle_batch`) against in-process fakes: DynamoDB {latency['dynamodb']['median']:g} ms "
+        f"(p99 {latency['dynamodb']['p99']:g}), PostToConnection {latency['post']['median']:g} ms "
+        f"(p99 {latency['post']['p99']:g}); batches of up to {plan['batch_size']} read every "
+        f"{plan['poll_interval_s'] * 1000:g} ms; {plan['tasks_in_flight']} tasks in flight, "
+        f"{plan['versions_per_task']} versions each, {plan['subscribers_per_task']} subscriber(s) per task. "
+        f"template.yaml's ParallelizationFactor: {template_p}. Sustained: the offered rate when the iterator age "
+        "stays bounded, else the lanes' records per busy second. CPU: the process's, less the stream writer's, "
+        "in cores. Wait overshoot: how late the fakes' waits ended on average (the host's load, not AWS's).",
+        "",
+    ]
+    rows = []
+    for run in simulation["runs"]:
+        age = run["iterator_age_s"]
+        calls = ", ".join(f"{op} {n:g}" for op, n in run["dynamodb_calls_per_change"].items())
+        rows.append([
+            f"{run['parallelization']}{' (template)' if run['parallelization'] == template_p else ''}",
+            f"{run['rate']:,.0f}",
+            f"{run['sustained_changes_per_s']:,.0f}",
+            f"{_ms(age['p50'])} / {_ms(age['max'])}",
+            "bounded" if run["iterator_age_bounded"] else "grows",
+            f"{_ms(run['post_lag_s']['p50'])} / {_ms(run['post_lag_s']['p99'])}",
+            f"{_num(run['dynamodb_calls_per_change_total'])} ({calls})",
+            _num(run["posts_per_change"]),
+            f"{run['violations']} / {run['lost_records']}",
+            f"{run['cpu_utilisation']:.2f} ({_num(run['cpu_ms_per_change'])} ms)",
+            f"{run['wait_overshoot_ms']:.1f} ms",
+        ])
+    lines.append(markdown_table(
+        ["P", "offered /s", "sustained /s", "iterator age p50 / max", "age", "post lag p50 / p99",
+         "DynamoDB calls per change", "posts per change", "violations / lost", "CPU cores (per change)",
+         "wait overshoot"],
+        "lrrrlrlrrrr", rows))
+    if simulation.get("max_sustainable"):
+        search_rows = [
+            [str(entry["parallelization"]), f"{entry['max_bounded_rate']:,.0f}",
+             "—" if entry["first_unbounded_rate"] is None else f"{entry['first_unbounded_rate']:,.0f}",
+             ", ".join(f"{t['rate']:,.0f}{'✓' if t['bounded'] else '✗'}" for t in entry["tried"])]
+            for entry in simulation["max_sustainable"]
+        ]
+        lines += ["", "Highest rate with a bounded iterator age, per ParallelizationFactor:", "",
+                  markdown_table(["P", "bounded at /s", "grows at /s", "tried"], "lrrl", search_rows)]
+    return "\n".join(lines)
+
+
+def plot_iterator_age(simulation: Mapping[str, Any], path: Path) -> Path | None:
+    """Iterator age over each run at the highest offered rate, one line per ParallelizationFactor."""
+    runs = simulation["runs"]
+    if not runs:
+        return None
+    top = max(run["rate"] for run in runs)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for run in runs:
+        if run["rate"] != top:
+            continue
+        series = run["iterator_age_series"]
+        axes.plot([at for at, _ in series], [age for _, age in series], label=f"P={run['parallelization']}")
+    axes.set_xlabel("time since the writer started (s)")
+    axes.set_ylabel("iterator age (s)")
+    axes.set_title(f"Simulated consumer at {top:,.0f} changes/s: iterator age")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
