@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
@@ -92,6 +93,16 @@ class WebhookJob:
     def next_attempt(self, delay_s: float, now: float) -> WebhookJob:
         return dataclasses.replace(self, attempt=self.attempt + 1, not_before=now + delay_s)
 
+    def put_off(self, delay_s: float, now: float) -> WebhookJob:
+        """The same attempt, later: the job was not attempted (no slot, open breaker, no time left)."""
+        return dataclasses.replace(self, not_before=now + delay_s)
+
+    @property
+    def endpoint(self) -> str:
+        """Where it goes, as the circuit breaker sees it: the tenant and the callback URL's origin."""
+        parts = urlsplit(self.callback_url)
+        return f"{self.tenant} {parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
 
@@ -134,6 +145,7 @@ class AttemptResult:
     status_code: int | None = None
     error: str | None = None
     retry_after_s: float | None = None
+    unreachable: bool = False  # a timeout or a connection error: the endpoint itself is failing
 
 
 @dataclass(frozen=True)
