@@ -219,6 +219,7 @@ def job_for(task: Task) -> WebhookJob | None:
         callback_url=task.callback_url,
         payload=webhook_body(status_message(task)),
         expires_at=task.expires_at,
+        from_stream=True,
     )
 
 
@@ -258,10 +259,11 @@ class WebhookDelivery:
     def settled(self, job: WebhookJob) -> str | None:
         """Why ``job`` needs no attempt ("duplicate", "disabled"), or None when it is to be sent.
 
-        A first attempt already in the delivery log (a replayed stream record, a message SQS delivered
-        twice) is dropped; a job for a disabled callback is logged as such and ends.
+        A first attempt handed off by the stream consumer and already in the delivery log (a replayed
+        stream record, a message SQS delivered twice) is dropped; a job for a disabled callback is logged
+        as such and ends.
         """
-        if job.attempt == 1:
+        if job.from_stream:
             disabled, logged = self.markers.webhook_state(job.task_id, job.version)
             if logged:
                 return "duplicate"

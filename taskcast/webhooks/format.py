@@ -85,13 +85,16 @@ class WebhookJob:
     expires_at: int
     attempt: int = 1
     not_before: float = 0.0  # epoch seconds: do not send before
+    # Handed off by the stream consumer: a replayed stream record hands the same first attempt off again,
+    # so the delivery function drops such a job once its first attempt is in the delivery log.
+    from_stream: bool = False
 
     @property
     def webhook_id(self) -> str:
         return webhook_id(self.task_id, self.version)
 
     def next_attempt(self, delay_s: float, now: float) -> WebhookJob:
-        return dataclasses.replace(self, attempt=self.attempt + 1, not_before=now + delay_s)
+        return dataclasses.replace(self, attempt=self.attempt + 1, not_before=now + delay_s, from_stream=False)
 
     def put_off(self, delay_s: float, now: float) -> WebhookJob:
         """The same attempt, later: the job was not attempted (no slot, open breaker, no time left)."""
@@ -119,6 +122,7 @@ class WebhookJob:
                 expires_at=int(data.get("expires_at", 0)),
                 attempt=int(data.get("attempt", 1)),
                 not_before=float(data.get("not_before", 0.0)),
+                from_stream=data.get("from_stream") is True,
             )
         except (ValueError, TypeError, KeyError) as error:
             raise BadJob(f"not a webhook job: {type(error).__name__}") from None
