@@ -84,7 +84,9 @@ class LocalConfig:
     allow_loopback_callbacks: bool = True
     stream_poll_interval_ms: float = 50.0
     sqs_wait_s: int = 1
-    sqs_concurrency: int = 2
+    # Pollers per queue mapping: more than the webhook delivery's per-tenant cap in the local template
+    # parameters, so that one tenant's held attempts never take every poller.
+    sqs_concurrency: int = 4
     ws_limits: WebSocketLimits = field(default_factory=WebSocketLimits)
     integration_timeout_s: float = INTEGRATION_TIMEOUT_S
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
