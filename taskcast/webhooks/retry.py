@@ -9,7 +9,8 @@ The jobs of one invocation run concurrently, one thread each. For each job, in o
 - a first attempt already in the delivery log (a replay) → dropped; a disabled callback → logged, ends;
 - the endpoint's circuit breaker is open (``taskcast.webhooks.breaker``) → put back until it half-opens;
 - not enough of the invocation left for a whole attempt (deadline + margin) → put back;
-- the tenant already has ``cap`` attempts in flight, across all invocations (``DeliverySlots``) → put back;
+- the tenant already has ``cap`` attempts in flight, across all invocations (``DeliverySlots``) → wait up
+  to a second for one of them to end (a healthy receiver's does), else put back;
 - otherwise one attempt, bounded by its hard deadline; the outcome schedules the next attempt,
   dead-letters the job, or ends it, and feeds the breaker.
 
@@ -21,6 +22,7 @@ message fails (partial batch response, SQS delivers it again) only when AWS itse
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,13 @@ logger = logging.getLogger(__name__)
 DEADLINE_MARGIN_S = 3.0
 # A job whose tenant has no free slot (or whose endpoint another invocation is probing) looks again after.
 BUSY_DELAY_S = 1.0
+# How long a job waits in the invocation for its tenant's slot before it goes back on the queue: long
+# enough for a healthy receiver's attempt to end, short enough that a stalled tenant's jobs leave at once.
+SLOT_WAIT_S = 1.0
+_SLOT_RECHECK_S = 0.25  # slots freed by other invocations are not signalled: look again this often
+
+# Signalled whenever an attempt in this process gives its slot back.
+_slot_freed = threading.Condition()
 
 
 def _no_deadline() -> float:
@@ -84,7 +93,7 @@ class DeliveryHandler:
             return self._put_back(job, 0.0, "no-time")
         if door.state == "half-open" and not self.breakers.claim_probe(job.endpoint, now, now + self.lease_s):
             return self._put_back(job, BUSY_DELAY_S, "probe-busy")
-        slot = self.slots.take(job.tenant, now, self.lease_s)
+        slot = self._take_slot(job.tenant)
         if slot is None:
             return self._put_back(job, BUSY_DELAY_S, "tenant-busy")
         try:
@@ -94,8 +103,21 @@ class DeliveryHandler:
             report = self.webhooks.attempt(job)
         finally:
             self.slots.give_back(job.tenant, slot)
+            with _slot_freed:
+                _slot_freed.notify_all()
         self._feed_breaker(job, breaker, report)
         return report.outcome
+
+    def _take_slot(self, tenant: str) -> int | None:
+        """One of the tenant's slots, waiting up to ``SLOT_WAIT_S`` for one to be given back."""
+        give_up = time.monotonic() + SLOT_WAIT_S
+        while True:
+            slot = self.slots.take(tenant, self.clock(), self.lease_s)
+            left = give_up - time.monotonic()
+            if slot is not None or left <= 0:
+                return slot
+            with _slot_freed:
+                _slot_freed.wait(min(_SLOT_RECHECK_S, left))
 
     def _put_back(self, job: WebhookJob, delay_s: float, reason: str) -> str:
         now = self.clock()

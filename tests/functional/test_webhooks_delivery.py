@@ -6,10 +6,9 @@ The receiver verifies every request with ``standardwebhooks``; the fixture fails
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
-
-import dataclasses
 
 import pytest
 
