@@ -23,6 +23,7 @@ from typing import Any
 from bench import report
 from bench.clients import Http, close_all, keep_alive
 from bench.fanout import FanoutPlan, run_fanout
+from bench.isolation import IsolationPlan, run_isolation
 from bench.job40 import Job40Plan, run_job40
 from bench.lag import LagPlan, run_lag
 from bench.probe import CallProbe, Probes, wait_until_quiet
@@ -36,6 +37,7 @@ class Mode:
     fanout: FanoutPlan
     job40: Job40Plan
     startup: StartupPlan
+    isolation: IsolationPlan
 
 
 QUICK = Mode(
@@ -45,6 +47,7 @@ QUICK = Mode(
     FanoutPlan(one_task_sizes=(100, 1000), many_task_sizes=(100,), wait_s=45, budget_s=75),
     Job40Plan(job_s=10, runs=2, slack_s=30),
     StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
+    IsolationPlan(tasks=10, stalled_tasks=20, min_duration_s=0.5, max_duration_s=2, arrival_window_s=8, deadline_s=60),
 )
 FULL = Mode(
     "full",
@@ -53,8 +56,9 @@ FULL = Mode(
     FanoutPlan(one_task_sizes=(100, 1000, 5000), many_task_sizes=(100, 1000), wait_s=180, budget_s=420),
     Job40Plan(job_s=40, runs=3, slack_s=60),
     StartupPlan(idle_s=20, rest_requests=50, import_runs=3),
+    IsolationPlan(tasks=40, stalled_tasks=80, min_duration_s=1, max_duration_s=5, arrival_window_s=30),
 )
-PARTS = ("startup", "lag", "fanout", "job40")
+PARTS = ("startup", "lag", "fanout", "job40", "isolation")
 STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
@@ -203,6 +207,11 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
     if result["job40"]:
         note = "" if mode.job40.job_s == 40 else f" (quick mode: a {mode.job40.job_s:g} s job instead of 40 s)"
         parts += [f"## The 40-second job{note}", report.job40_table(result["job40"], mode.job40.job_s)]
+    if result.get("isolation"):
+        parts += [
+            "## Tenant isolation: tenant A quiet, then while tenant B's callbacks are black-holed",
+            report.isolation_table(result["isolation"]),
+        ]
     if checks:
         parts += ["## Targets" + (" (stated for the full mode)" if mode.name != "full" else ""),
                   report.targets_table(checks)]
@@ -256,6 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "notes": [], "samples": {}}
     if parts & STACK_PARTS:
         measured = run_probed_stack(mode, parts & STACK_PARTS, args.calls_dir)
+    isolation: dict[str, Any] | None = None
+    if "isolation" in parts:
+        # On a stack of its own (two tenants), after the probed one has stopped.
+        try:
+            isolation = run_isolation(mode.isolation, log)
+            log(f"isolation: done at {time.time() - started:.0f} s")
+        except Exception as error:  # noqa: BLE001 - one broken part must not lose the others' results
+            log(f"isolation: failed: {type(error).__name__}: {error}")
+            notes.append(f"isolation failed: {type(error).__name__}: {error}")
     measured["notes"] = notes + measured["notes"]
     elapsed = time.time() - started
     samples = measured.pop("samples")
@@ -264,12 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": mode.name,
         **measured,
         "plan": {"lag": asdict(mode.lag), "fanout": asdict(mode.fanout), "job40": asdict(mode.job40),
-                 "startup": asdict(mode.startup)},
+                 "startup": asdict(mode.startup), "isolation": asdict(mode.isolation)},
         "elapsed_s": elapsed,
         "lag_samples_s": samples,
     }
     if startup is not None:
         result["startup"] = startup
+    if isolation is not None:
+        result["isolation_samples_s"] = isolation.pop("samples")
+        result["isolation"] = isolation
     checks = targets(result, mode)
     result["targets"] = checks
     stamp = report.timestamp()

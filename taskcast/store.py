@@ -540,9 +540,26 @@ class DeliverySlots:
     def _key(self, tenant: str, slot: int) -> dict[str, Any]:
         return to_attributes(item_key(f"SLOTS#{tenant}", f"{SLOT_PREFIX}{slot}"))
 
+    def _busy(self, tenant: str, now: float) -> set[int]:
+        """The slots leased beyond ``now`` (one consistent read, so that a full tenant costs no write)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_attributes({":pk": f"SLOTS#{tenant}", ":prefix": SLOT_PREFIX}),
+            "ConsistentRead": True,
+        }
+        busy: set[int] = set()
+        for item in query_items(self.client, kwargs):
+            if float(item.get("held_until", {}).get("N", "0")) > now:
+                busy.add(int(item["sk"]["S"][len(SLOT_PREFIX) :]))
+        return busy
+
     def take(self, tenant: str, now: float, lease_s: float) -> int | None:
         """The slot taken, or None when all ``cap`` are in use."""
+        busy = self._busy(tenant, now)
         for slot in range(self.cap):
+            if slot in busy:
+                continue
             try:
                 self.client.update_item(
                     TableName=self.table_name,

@@ -86,7 +86,7 @@ class LocalConfig:
     sqs_wait_s: int = 1
     # Pollers per queue mapping: more than the webhook delivery's per-tenant cap in the local template
     # parameters, so that one tenant's held attempts never take every poller.
-    sqs_concurrency: int = 4
+    sqs_concurrency: int = 6
     ws_limits: WebSocketLimits = field(default_factory=WebSocketLimits)
     integration_timeout_s: float = INTEGRATION_TIMEOUT_S
     max_payload_bytes: int = MAX_PAYLOAD_BYTES

@@ -10,7 +10,8 @@ The jobs of one invocation run concurrently, one thread each. For each job, in o
 - the endpoint's circuit breaker is open (``taskcast.webhooks.breaker``) → put back until it half-opens;
 - not enough of the invocation left for a whole attempt (deadline + margin) → put back;
 - the tenant already has ``cap`` attempts in flight, across all invocations (``DeliverySlots``) → wait up
-  to a second for one of them to end (a healthy receiver's does), else put back;
+  to a second for one of them to end (a healthy receiver's does), else put back, backing off (1 s, 2 s,
+  4 s … up to a minute) while the tenant stays busy;
 - otherwise one attempt, bounded by its hard deadline; the outcome schedules the next attempt,
   dead-letters the job, or ends it, and feeds the breaker.
 
@@ -35,14 +36,14 @@ from taskcast.metrics import WEBHOOK_BREAKER_OPENED, WEBHOOK_DEAD_LETTERED, WEBH
 from taskcast.store import Breakers, DeliverySlots
 from taskcast.webhooks.breaker import BreakerPolicy, BreakerState, after_failure, gate, is_endpoint_failure
 from taskcast.webhooks.delivery import AttemptReport, WebhookDelivery
-from taskcast.webhooks.format import BadJob, WebhookJob, early_by, hop_needed
+from taskcast.webhooks.format import BadJob, WebhookJob, busy_delay, early_by, hop_needed
 
 logger = logging.getLogger(__name__)
 
 # Time kept free after the last attempt that may start: logging, enqueueing, the breaker write.
 DEADLINE_MARGIN_S = 3.0
-# A job whose tenant has no free slot (or whose endpoint another invocation is probing) looks again after.
-BUSY_DELAY_S = 1.0
+# A job whose tenant has no free slot (or whose endpoint another invocation is probing) looks again
+# after 1 s, then 2, 4, … up to a minute (``busy_delay``).
 # How long a job waits in the invocation for its tenant's slot before it goes back on the queue: long
 # enough for a healthy receiver's attempt to end, short enough that a stalled tenant's jobs leave at once.
 SLOT_WAIT_S = 1.0
@@ -92,10 +93,10 @@ class DeliveryHandler:
         if time_left_s() < self.lease_s:
             return self._put_back(job, 0.0, "no-time")
         if door.state == "half-open" and not self.breakers.claim_probe(job.endpoint, now, now + self.lease_s):
-            return self._put_back(job, BUSY_DELAY_S, "probe-busy")
+            return self._put_back(job, busy_delay(job.deferrals), "probe-busy", busy=True)
         slot = self._take_slot(job.tenant)
         if slot is None:
-            return self._put_back(job, BUSY_DELAY_S, "tenant-busy")
+            return self._put_back(job, busy_delay(job.deferrals), "tenant-busy", busy=True)
         try:
             wait = early_by(job.not_before, self.clock())
             if wait > 0:
@@ -119,9 +120,9 @@ class DeliveryHandler:
             with _slot_freed:
                 _slot_freed.wait(min(_SLOT_RECHECK_S, left))
 
-    def _put_back(self, job: WebhookJob, delay_s: float, reason: str) -> str:
+    def _put_back(self, job: WebhookJob, delay_s: float, reason: str, *, busy: bool = False) -> str:
         now = self.clock()
-        self.webhooks.queue.enqueue(job.put_off(delay_s, now), now=now)
+        self.webhooks.queue.enqueue(job.put_off(delay_s, now, busy=busy), now=now)
         self.metrics.count(WEBHOOK_PUT_BACK, Reason=reason)
         return reason
 

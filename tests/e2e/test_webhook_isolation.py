@@ -17,7 +17,9 @@ STALLED_TASKS = 5
 PROMPT_TASKS = 5
 
 
-def test_a_black_holed_tenant_does_not_delay_another_tenants_pushes_and_webhooks(stack: RunningStack, websocket) -> None:
+def test_a_black_holed_tenant_does_not_delay_another_tenants_pushes_and_webhooks(
+    stack: RunningStack, websocket
+) -> None:
     acme, globex = Api(stack, TENANTS["acme"]["api_key"]), Api(stack, TENANTS["globex"]["api_key"])
     with (
         WebhookReceiver(TENANTS["globex"]["webhook_secret"]) as black_hole,
@@ -34,7 +36,9 @@ def test_a_black_holed_tenant_does_not_delay_another_tenants_pushes_and_webhooks
             connection = websocket()
             connection.send(json.dumps({"action": "subscribe", "task_id": task["id"], "since_version": 0}))
             connections[task["id"]] = connection
-        finals = {task_id: statuses_until_terminal(connection, task_id)[-1] for task_id, connection in connections.items()}
+        finals = {
+            task_id: statuses_until_terminal(connection, task_id)[-1] for task_id, connection in connections.items()
+        }
         expected = {f"{task_id}.{final['version']}" for task_id, final in finals.items()}
         receiver.wait_for(lambda hooks: expected <= {hook.webhook_id for hook in hooks}, timeout=20)
         done_at = time.time()

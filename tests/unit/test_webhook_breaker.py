@@ -10,7 +10,7 @@ from taskcast.webhooks.breaker import (
     gate,
     is_endpoint_failure,
 )
-from taskcast.webhooks.format import AttemptResult, WebhookJob
+from taskcast.webhooks.format import AttemptResult, WebhookJob, busy_delay
 
 POLICY = BreakerPolicy(threshold=3, base_s=10.0, max_s=60.0)
 
@@ -50,3 +50,13 @@ def test_an_endpoint_is_the_tenant_and_the_callback_origin() -> None:
     assert job("acme", "https://Hooks.Example.com/a?x=1").endpoint == "acme https://hooks.example.com"
     assert job("acme", "https://hooks.example.com:8443/b").endpoint == "acme https://hooks.example.com:8443"
     assert job("globex", "https://hooks.example.com/a").endpoint != job("acme", "https://hooks.example.com/a").endpoint
+
+
+def test_a_job_put_back_untried_keeps_its_attempt_and_backs_off_while_its_tenant_stays_busy() -> None:
+    job = WebhookJob("t-1", "acme", 1, "https://hooks.example.com/", "{}", expires_at=0, attempt=2)
+    later = job.put_off(1.0, 100.0, busy=True).put_off(2.0, 101.0, busy=True)
+    assert (later.attempt, later.deferrals, later.not_before) == (2, 2, 103.0)
+    assert later.put_off(30.0, 110.0).deferrals == 2  # an open breaker's wait is not a back-off
+    assert WebhookJob.from_json(later.to_json()) == later
+    assert later.next_attempt(5.0, 200.0).deferrals == 0
+    assert [busy_delay(deferrals) for deferrals in range(8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
