@@ -56,7 +56,7 @@ FULL = Mode(
     FanoutPlan(one_task_sizes=(100, 1000, 5000), many_task_sizes=(100, 1000), wait_s=180, budget_s=420),
     Job40Plan(job_s=40, runs=3, slack_s=60),
     StartupPlan(idle_s=20, rest_requests=50, import_runs=3),
-    IsolationPlan(tasks=40, stalled_tasks=80, min_duration_s=1, max_duration_s=5, arrival_window_s=30),
+    IsolationPlan(tasks=30, stalled_tasks=40, min_duration_s=1, max_duration_s=5, arrival_window_s=40),
 )
 PARTS = ("startup", "lag", "fanout", "job40", "isolation")
 STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack
