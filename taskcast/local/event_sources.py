@@ -17,8 +17,8 @@ DynamoDB streams — one poller thread per mapping:
 - the last finished sequence number of each shard is kept in a ``CheckpointStore``, so a restarted
   poller resumes after it.
 
-SQS queues — ``concurrency`` poller threads per mapping (long polls of ``wait_s``; the mapping's
-``ScalingConfig.MaximumConcurrency`` when it is lower, since each poller runs one invocation at a time):
+SQS queues — ``concurrency`` poller threads per mapping (long polls of ``wait_s``; never more than the
+mapping's ``ScalingConfig.MaximumConcurrency``, since each poller runs one invocation at a time):
 - up to ``BatchSize`` messages per invocation (10 per receive), in the Lambda SQS record shape;
 - success deletes the batch; ``ReportBatchItemFailures`` deletes all but the reported ``messageId``s;
   a function error deletes nothing: failed messages come back after the queue's visibility timeout,
