@@ -303,7 +303,6 @@ class WebhookDelivery:
                 "attempt": job.attempt,
                 "status_code": result.status_code,
                 "outcome": decision.outcome,
-                "error": result.error,
             },
         )
         return AttemptReport(decision, result, sent)

@@ -13,6 +13,22 @@ from taskcast import aws
 from taskcast.webhooks.format import WebhookJob, sqs_delay
 
 SQS_BATCH_LIMIT = 10
+SQS_BATCH_BYTES = 256 * 1024  # one SendMessageBatch call's bodies together
+
+
+def _batches(jobs: list[WebhookJob], now: float) -> list[list[dict[str, Any]]]:
+    """``send_message_batch`` entries, at most ten and 256 KiB of bodies per call; ``Id`` is the index."""
+    batches: list[list[dict[str, Any]]] = []
+    size = 0
+    for index, job in enumerate(jobs):
+        body = job.to_json()
+        length = len(body.encode())
+        if not batches or len(batches[-1]) == SQS_BATCH_LIMIT or size + length > SQS_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append({"Id": str(index), "MessageBody": body, "DelaySeconds": sqs_delay(job.not_before - now)})
+        size += length
+    return batches
 
 
 class RetryQueue:
@@ -38,11 +54,7 @@ class RetryQueue:
         if not self.queue_url:
             raise RuntimeError("WEBHOOK_RETRY_QUEUE_URL is not set")
         failed: list[int] = []
-        for start in range(0, len(jobs), SQS_BATCH_LIMIT):
-            entries = [
-                {"Id": str(index), "MessageBody": job.to_json(), "DelaySeconds": sqs_delay(job.not_before - now)}
-                for index, job in enumerate(jobs[start : start + SQS_BATCH_LIMIT], start=start)
-            ]
+        for entries in _batches(jobs, now):
             answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed.extend(int(entry["Id"]) for entry in answer.get("Failed") or [])
         return failed

@@ -1,4 +1,4 @@
-"""The circuit breaker's pure decisions: when an endpoint opens, how long it rests, who probes it."""
+"""Webhook delivery's pure decisions: the circuit breaker, the endpoint, a job's back-off and the hand-off batches."""
 
 from __future__ import annotations
 
@@ -60,3 +60,14 @@ def test_a_job_put_back_untried_keeps_its_attempt_and_backs_off_while_its_tenant
     assert WebhookJob.from_json(later.to_json()) == later
     assert later.next_attempt(5.0, 200.0).deferrals == 0
     assert [busy_delay(deferrals) for deferrals in range(8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_hand_off_batches_hold_at_most_ten_jobs_and_256_kib_of_bodies() -> None:
+    from taskcast.webhooks.retry_queue import _batches
+
+    small = [WebhookJob(f"t-{n}", "acme", 1, "https://h.example/", "{}", expires_at=0) for n in range(23)]
+    assert [len(batch) for batch in _batches(small, 0.0)] == [10, 10, 3]
+    big = [WebhookJob(f"t-{n}", "acme", 1, "https://h.example/", "x" * 100_000, expires_at=0) for n in range(5)]
+    batches = _batches(big, 0.0)
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert [entry["Id"] for batch in batches for entry in batch] == ["0", "1", "2", "3", "4"]
