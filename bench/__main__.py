@@ -23,6 +23,7 @@ from typing import Any
 from bench import report
 from bench.clients import Http, close_all, keep_alive
 from bench.fanout import FanoutPlan, run_fanout
+from bench.isolation import IsolationPlan, run_isolation
 from bench.job40 import Job40Plan, run_job40
 from bench.lag import LagPlan, run_lag
 from bench.probe import CallProbe, Probes, wait_until_quiet
@@ -38,6 +39,7 @@ class Mode:
     job40: Job40Plan
     startup: StartupPlan
     simulation: SimPlan
+    isolation: IsolationPlan
 
 
 QUICK = Mode(
@@ -48,6 +50,7 @@ QUICK = Mode(
     Job40Plan(job_s=10, runs=2, slack_s=30),
     StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
     QUICK_PLAN,
+    IsolationPlan(tasks=10, stalled_tasks=20, min_duration_s=0.5, max_duration_s=2, arrival_window_s=8, deadline_s=60),
 )
 FULL = Mode(
     "full",
@@ -57,8 +60,9 @@ FULL = Mode(
     Job40Plan(job_s=40, runs=3, slack_s=60),
     StartupPlan(idle_s=20, rest_requests=50, import_runs=3),
     FULL_PLAN,
+    IsolationPlan(tasks=30, stalled_tasks=40, min_duration_s=1, max_duration_s=5, arrival_window_s=40),
 )
-PARTS = ("startup", "simulate", "lag", "fanout", "job40")
+PARTS = ("startup", "simulate", "lag", "fanout", "job40", "isolation")
 STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack (simulate needs none)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
@@ -213,6 +217,11 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
     if result["job40"]:
         note = "" if mode.job40.job_s == 40 else f" (quick mode: a {mode.job40.job_s:g} s job instead of 40 s)"
         parts += [f"## The 40-second job{note}", report.job40_table(result["job40"], mode.job40.job_s)]
+    if result.get("isolation"):
+        parts += [
+            "## Tenant isolation: tenant A quiet, then while tenant B's callbacks are black-holed",
+            report.isolation_table(result["isolation"]),
+        ]
     if checks:
         parts += ["## Targets" + (" (stated for the full mode)" if mode.name != "full" else ""),
                   report.targets_table(checks)]
@@ -276,6 +285,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "notes": [], "samples": {}}
     if parts & STACK_PARTS:
         measured = run_probed_stack(mode, parts & STACK_PARTS, args.calls_dir)
+    isolation: dict[str, Any] | None = None
+    if "isolation" in parts:
+        # On a stack of its own (two tenants), after the probed one has stopped.
+        try:
+            isolation = run_isolation(mode.isolation, log)
+            log(f"isolation: done at {time.time() - started:.0f} s")
+        except Exception as error:  # noqa: BLE001 - one broken part must not lose the others' results
+            log(f"isolation: failed: {type(error).__name__}: {error}")
+            notes.append(f"isolation failed: {type(error).__name__}: {error}")
     measured["notes"] = notes + measured["notes"]
     elapsed = time.time() - started
     samples = measured.pop("samples")
@@ -284,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": mode.name,
         **measured,
         "plan": {"lag": asdict(mode.lag), "fanout": asdict(mode.fanout), "job40": asdict(mode.job40),
-                 "startup": asdict(mode.startup), "simulation": asdict(mode.simulation)},
+                 "startup": asdict(mode.startup), "simulation": asdict(mode.simulation),
+                 "isolation": asdict(mode.isolation)},
         "elapsed_s": elapsed,
         "lag_samples_s": samples,
     }
@@ -292,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["startup"] = startup
     if simulation is not None:
         result["simulation"] = simulation
+    if isolation is not None:
+        result["isolation_samples_s"] = isolation.pop("samples")
+        result["isolation"] = isolation
     checks = targets(result, mode)
     result["targets"] = checks
     stamp = report.timestamp()

@@ -172,6 +172,17 @@ def job40_table(rows: Iterable[Mapping[str, Any]], job_s: float) -> str:
     return markdown_table(header, "l" + "r" * 6, cells)
 
 
+def isolation_table(isolation: Mapping[str, Any]) -> str:
+    header = ["phase", "A tasks", "B tasks", "B connections held open", "push p50", "push p95", "push p99",
+              "webhook 1st attempt p50", "p95", "p99"]
+    rows = [[row["phase"], row["tasks"], row["stalled_tasks"], row["black_hole_connections"],
+             _ms(row["push_p50_s"]), _ms(row["push_p95_s"]), _ms(row["push_p99_s"]),
+             _ms(row["webhook_p50_s"]), _ms(row["webhook_p95_s"]), _ms(row["webhook_p99_s"])]
+            for row in isolation["rows"]]
+    table = markdown_table(header, "lrrrrrrrrr", rows)
+    return table + f"\n\nPush p99 with B black-holed / quiet: {_x(isolation.get('push_p99_ratio'))}"
+
+
 def targets_table(checks: Iterable[Mapping[str, Any]]) -> str:
     met = {True: "yes", False: "**no**", None: "n/a"}
     return markdown_table(["target", "measured", "met"], "llc",

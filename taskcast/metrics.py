@@ -31,6 +31,8 @@ WEBSOCKET_POST_FAILURES = "WebSocketPostFailures"
 # Webhooks (stream consumer and retry function)
 WEBHOOK_ATTEMPTS = "WebhookAttempts"  # dimension Outcome
 WEBHOOK_DEAD_LETTERED = "WebhookDeadLettered"
+WEBHOOK_PUT_BACK = "WebhookPutBack"  # dimension Reason: a job put back on the queue unattempted
+WEBHOOK_BREAKER_OPENED = "WebhookBreakerOpened"
 # Worker, its failure destination, upload events
 TASKS_FINISHED = "TasksFinished"  # dimension Status
 WORKER_FAILURES_HANDLED = "WorkerFailuresHandled"  # dimension Cause

@@ -63,7 +63,7 @@ def plan(body: str) -> Plan:
 
 def reset(job: WebhookJob) -> WebhookJob:
     """The job as a first attempt, due now: the retry handler sends it at once and retries on its schedule."""
-    return dataclasses.replace(job, attempt=1, not_before=0.0)
+    return dataclasses.replace(job, attempt=1, not_before=0.0, from_stream=False)
 
 
 def describe(message_plan: Plan, dry_run: bool) -> str:

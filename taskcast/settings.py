@@ -56,7 +56,11 @@ class Settings:
     tenant_cache_max_stale_s: float = 300.0
     allow_loopback_callbacks: bool = False
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
-    webhook_timeout_s: float = 15.0
+    webhook_timeout_s: float = 15.0  # the hard total deadline of one attempt
+    webhook_tenant_concurrency: int = 4  # a tenant's attempts in flight at once, across all invocations
+    webhook_breaker_threshold: int = 5  # consecutive failed attempts that open an endpoint's breaker
+    webhook_breaker_cool_down_s: float = 30.0  # the first cool-down; doubles per opening in a row
+    webhook_breaker_max_cool_down_s: float = 900.0
     retention_days: int = 7
     inline_limit_bytes: int = 256 * KIB
     long_poll_max_s: float = 25.0
@@ -105,6 +109,18 @@ class Settings:
                 parse_retry_schedule(schedule) if schedule else defaults.webhook_retry_schedule
             ),
             webhook_timeout_s=float(env.get("TASKCAST_WEBHOOK_TIMEOUT", defaults.webhook_timeout_s)),
+            webhook_tenant_concurrency=int(
+                env.get("TASKCAST_WEBHOOK_TENANT_CONCURRENCY", defaults.webhook_tenant_concurrency)
+            ),
+            webhook_breaker_threshold=int(
+                env.get("TASKCAST_WEBHOOK_BREAKER_THRESHOLD", defaults.webhook_breaker_threshold)
+            ),
+            webhook_breaker_cool_down_s=float(
+                env.get("TASKCAST_WEBHOOK_BREAKER_COOL_DOWN", defaults.webhook_breaker_cool_down_s)
+            ),
+            webhook_breaker_max_cool_down_s=float(
+                env.get("TASKCAST_WEBHOOK_BREAKER_MAX_COOL_DOWN", defaults.webhook_breaker_max_cool_down_s)
+            ),
             retention_days=int(env.get("TASKCAST_RETENTION_DAYS", defaults.retention_days)),
             long_poll_max_s=float(env.get("TASKCAST_LONG_POLL_MAX", defaults.long_poll_max_s)),
             long_poll_interval_s=float(

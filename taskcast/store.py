@@ -11,6 +11,8 @@ The tasks table holds, per partition key ``pk``:
 - ``sk = "D#version#attempt"``: the webhook delivery log (``DeliveryLog``), one item per attempt;
 - ``pk`` = upload id, ``sk = "UPLOAD"``: an upload declaration (``taskcast.uploads``);
 - ``pk = "ticket#<sha256>"``, ``sk = "TICKET"``: an unused WebSocket ticket (``taskcast.ws_tickets``).
+- ``pk = "BREAKER#<tenant> <origin>"``, ``sk = "BREAKER"``: a webhook endpoint's circuit breaker (``Breakers``);
+- ``pk = "SLOTS#<tenant>"``, ``sk = "SLOT#<n>"``: a tenant's webhook delivery slots (``DeliverySlots``).
 
 The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``).
 
@@ -32,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from taskcast import aws
 from taskcast.models import Status, Task, history_entry, is_expired, now_iso
+from taskcast.webhooks.breaker import BreakerState
 from taskcast.webhooks.format import Outcome
 
 # --- the key schema -------------------------------------------------------------------------------
@@ -44,6 +47,8 @@ WEBHOOK = "WEBHOOK"
 DELIVERY_PREFIX = "D#"
 UPLOAD = "UPLOAD"
 TICKET = "TICKET"
+BREAKER = "BREAKER"
+SLOT_PREFIX = "SLOT#"
 BY_CONNECTION_INDEX = "by-connection"  # subscriptions table GSI: connection_id → task_id
 
 _serializer = TypeSerializer()
@@ -442,6 +447,147 @@ class DeliveryLog:
         }
         entries = [json.loads(from_attributes(item)["attempt_json"]) for item in query_items(self.client, kwargs)]
         return sorted(entries, key=lambda entry: (entry["at"], entry["version"], entry["attempt"]))
+
+
+class Breakers:
+    """Webhook endpoints' circuit breakers (policy: ``taskcast.webhooks.breaker``), one item each.
+
+    Failures are counted with an atomic ``ADD``; the other writes are last-writer-wins. Two invocations
+    that open the same breaker at once write nearly the same state (at worst the cool-down grows one step
+    early), and a success racing an opening at worst gives the endpoint one more probe: neither is worth
+    a conditional write. The half-open probe is the exception: it is claimed conditionally, so only one
+    invocation calls a recovering endpoint. Items expire a day after their last write.
+    """
+
+    KEEP_S = 86400
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self.client = client or aws.client("dynamodb")
+
+    def _key(self, endpoint: str) -> dict[str, Any]:
+        return to_attributes(item_key(f"{BREAKER}#{endpoint}", BREAKER))
+
+    def _expiry(self, now: float) -> dict[str, str]:
+        return {"N": str(int(now) + self.KEEP_S)}
+
+    def get(self, endpoint: str) -> BreakerState:
+        answer = self.client.get_item(TableName=self.table_name, Key=self._key(endpoint), ConsistentRead=True)
+        return _breaker_state(answer.get("Item") or {})
+
+    def count_failure(self, endpoint: str, now: float) -> BreakerState:
+        answer = self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(endpoint),
+            UpdateExpression="ADD failures :one SET expires_at = :expires",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":expires": self._expiry(now)},
+            ReturnValues="ALL_NEW",
+        )
+        return _breaker_state(answer.get("Attributes") or {})
+
+    def save(self, endpoint: str, state: BreakerState, now: float) -> None:
+        item = {
+            **self._key(endpoint),
+            "failures": {"N": str(state.failures)},
+            "open_until": {"N": repr(state.open_until)},
+            "openings": {"N": str(state.openings)},
+            "probe_until": {"N": repr(state.probe_until)},
+            TTL_ATTRIBUTE: self._expiry(now),
+        }
+        self.client.put_item(TableName=self.table_name, Item=item)
+
+    def claim_probe(self, endpoint: str, now: float, until: float) -> bool:
+        """Become the one half-open probe of the endpoint, unless another invocation already is."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(endpoint),
+                UpdateExpression="SET probe_until = :until",
+                ConditionExpression="attribute_exists(pk) AND open_until <= :now "
+                "AND (attribute_not_exists(probe_until) OR probe_until <= :now)",
+                ExpressionAttributeValues={":until": {"N": repr(until)}, ":now": {"N": repr(now)}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+
+def _breaker_state(item: dict[str, Any]) -> BreakerState:
+    def number(name: str) -> float:
+        return float(item[name]["N"]) if name in item else 0.0
+
+    return BreakerState(
+        failures=int(number("failures")),
+        open_until=number("open_until"),
+        openings=int(number("openings")),
+        probe_until=number("probe_until"),
+    )
+
+
+class DeliverySlots:
+    """A tenant's webhook attempts in flight, across every delivery invocation: at most ``cap`` at once.
+
+    Each slot is an item leased until a time (the attempt's deadline plus a margin): taken with a
+    conditional write when free or when its lease ran out (an invocation that died mid-attempt frees its
+    slot that way), given back when the attempt ends.
+    """
+
+    def __init__(self, table_name: str, cap: int, client: Any = None) -> None:
+        self.table_name = table_name
+        self.cap = cap
+        self.client = client or aws.client("dynamodb")
+
+    def _key(self, tenant: str, slot: int) -> dict[str, Any]:
+        return to_attributes(item_key(f"SLOTS#{tenant}", f"{SLOT_PREFIX}{slot}"))
+
+    def _busy(self, tenant: str, now: float) -> set[int]:
+        """The slots leased beyond ``now`` (one consistent read, so that a full tenant costs no write)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_attributes({":pk": f"SLOTS#{tenant}", ":prefix": SLOT_PREFIX}),
+            "ConsistentRead": True,
+        }
+        busy: set[int] = set()
+        for item in query_items(self.client, kwargs):
+            if float(item.get("held_until", {}).get("N", "0")) > now:
+                busy.add(int(item["sk"]["S"][len(SLOT_PREFIX) :]))
+        return busy
+
+    def take(self, tenant: str, now: float, lease_s: float) -> int | None:
+        """The slot taken, or None when all ``cap`` are in use."""
+        busy = self._busy(tenant, now)
+        for slot in range(self.cap):
+            if slot in busy:
+                continue
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(tenant, slot),
+                    UpdateExpression="SET held_until = :until, expires_at = :expires",
+                    ConditionExpression="attribute_not_exists(held_until) OR held_until <= :now",
+                    ExpressionAttributeValues={
+                        ":until": {"N": repr(now + lease_s)},
+                        ":now": {"N": repr(now)},
+                        ":expires": {"N": str(int(now + lease_s) + 3600)},
+                    },
+                )
+            except ClientError as error:
+                if _conditional_failed(error):
+                    continue
+                raise
+            return slot
+        return None
+
+    def give_back(self, tenant: str, slot: int) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(tenant, slot),
+            UpdateExpression="SET held_until = :free",
+            ExpressionAttributeValues={":free": {"N": "0"}},
+        )
 
 
 # --- the subscriptions table -------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -19,6 +21,7 @@ os.environ.update(
 )
 
 from moto import mock_aws  # noqa: E402
+from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
 
 from taskcast import aws  # noqa: E402
 from taskcast.local.template import (  # noqa: E402
@@ -61,8 +64,26 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings.from_env()
 
 
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
 @pytest.fixture
-def aws_mock() -> Iterator[None]:
+def atomic_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are: in-process moto checks a write's condition
+    and then writes without a lock, so two threads can both pass the same condition."""
+    lock = threading.RLock()
+    for name in _DYNAMODB_WRITES:
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
+def aws_mock(atomic_dynamodb_writes: None) -> Iterator[None]:  # noqa: ARG001
     aws.reset_clients()
     with mock_aws():
         yield

@@ -17,7 +17,8 @@ DynamoDB streams — one poller thread per mapping:
 - the last finished sequence number of each shard is kept in a ``CheckpointStore``, so a restarted
   poller resumes after it.
 
-SQS queues — ``concurrency`` poller threads per mapping (long polls of ``wait_s``):
+SQS queues — ``concurrency`` poller threads per mapping (long polls of ``wait_s``; never more than the
+mapping's ``ScalingConfig.MaximumConcurrency``, since each poller runs one invocation at a time):
 - up to ``BatchSize`` messages per invocation (10 per receive), in the Lambda SQS record shape;
 - success deletes the batch; ``ReportBatchItemFailures`` deletes all but the reported ``messageId``s;
   a function error deletes nothing: failed messages come back after the queue's visibility timeout,
@@ -73,6 +74,7 @@ class QueueMapping:
     report_item_failures: bool = False
     filters: list[dict[str, Any]] = field(default_factory=list)
     enabled: bool = True
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: at most this many invocations at once
 
 
 def _common(properties: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +106,9 @@ def _queue_mapping(function: LocalFunction, properties: dict[str, Any], queue_ar
     if url is None:
         log.warning("%s: queue %s is not declared in the template; mapping ignored", function.name, queue_arn)
         return None
+    scaling = (properties.get("ScalingConfig") or {}).get("MaximumConcurrency")
     return QueueMapping(function, queue_arn, url, batch_size=int(properties.get("BatchSize", 10)),
-                        **_common(properties))
+                        max_concurrency=int(scaling) if scaling is not None else None, **_common(properties))
 
 
 def event_source_mappings(
@@ -408,7 +411,7 @@ class QueuePoller(_Poller):
         self.client = sqs_client
         self.region = region
         self.wait_s = wait_s
-        self.concurrency = concurrency
+        self.concurrency = min(concurrency, mapping.max_concurrency or concurrency)
 
     def start(self) -> None:
         for index in range(self.concurrency):

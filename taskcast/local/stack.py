@@ -84,7 +84,10 @@ class LocalConfig:
     allow_loopback_callbacks: bool = True
     stream_poll_interval_ms: float = 50.0
     sqs_wait_s: int = 1
-    sqs_concurrency: int = 2
+    sqs_concurrency: int = 2  # pollers per queue mapping without ScalingConfig.MaximumConcurrency
+    # Pollers of a mapping with MaximumConcurrency (the webhook delivery queue): that many, up to this cap;
+    # above the delivery's per-tenant cap (4), so that one tenant's held attempts never take every poller.
+    sqs_max_concurrency: int = 6
     ws_limits: WebSocketLimits = field(default_factory=WebSocketLimits)
     integration_timeout_s: float = INTEGRATION_TIMEOUT_S
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
@@ -118,6 +121,7 @@ class LocalConfig:
             in {"1", "true", "yes", "on"},
             stream_poll_interval_ms=_float(env, "TASKCAST_LOCAL_STREAM_POLL_MS", defaults.stream_poll_interval_ms),
             sqs_concurrency=_int(env, "TASKCAST_LOCAL_SQS_CONCURRENCY", defaults.sqs_concurrency),
+            sqs_max_concurrency=_int(env, "TASKCAST_LOCAL_SQS_MAX_CONCURRENCY", defaults.sqs_max_concurrency),
             ws_limits=limits,
             integration_timeout_s=_float(env, "TASKCAST_LOCAL_INTEGRATION_TIMEOUT", defaults.integration_timeout_s),
             max_payload_bytes=_int(env, "TASKCAST_LOCAL_MAX_PAYLOAD", defaults.max_payload_bytes),
@@ -403,8 +407,10 @@ class LocalStack:
         self.pollers.extend(stream_pollers())
         for queue_mapping in queues:
             if queue_mapping.enabled:
+                scaled = queue_mapping.max_concurrency
+                pollers = min(scaled, self.config.sqs_max_concurrency) if scaled else self.config.sqs_concurrency
                 self.pollers.append(QueuePoller(queue_mapping, sqs, self.config.region, self.config.sqs_wait_s,
-                                                self.config.sqs_concurrency))
+                                                pollers))
         for poller in self.pollers:
             poller.start()
 

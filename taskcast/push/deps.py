@@ -2,23 +2,26 @@
 
 - ``WebSocketDeps``: the WebSocket function (replies, the subscribe handshake). It has no webhook parts,
   so it never reads the tenants' webhook secrets (on AWS it has no access to them).
-- ``PushDeps``: the stream consumer and the webhook retry handler (fan-out, webhooks, metrics).
+- ``PushDeps``: the stream consumer (fan-out, the webhook hand-off queue, metrics). It never calls a
+  receiver, so it never reads the tenants' webhook secrets either.
+- ``DeliveryDeps``: the webhook delivery function (signing, sending, breakers, the tenants' slots).
 
 Entry points build theirs once at module scope, i.e. once per Lambda container.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from taskcast import aws
 from taskcast.metrics import MetricsSink, default_metrics
 from taskcast.push.fanout import ConnectionPoster, WebSocketFanout, management_client
 from taskcast.settings import Settings
-from taskcast.store import DeliveryLog, Markers, SubscriptionStore, TaskStore
+from taskcast.store import Breakers, DeliveryLog, DeliverySlots, Markers, SubscriptionStore, TaskStore
 from taskcast.tenant_cache import RefreshingTenantDirectory
+from taskcast.webhooks.breaker import BreakerPolicy
 from taskcast.webhooks.delivery import WebhookDelivery, WebhookSender
+from taskcast.webhooks.retry import DeliveryHandler
 from taskcast.webhooks.retry_queue import RetryQueue
 
 
@@ -48,10 +51,8 @@ class PushDeps:
     subscriptions: SubscriptionStore
     poster: ConnectionPoster
     fanout: WebSocketFanout
-    webhooks: WebhookDelivery
-    # Webhook attempts run in their own pool so a slow receiver never holds WebSocket posts back.
-    webhook_pool: ThreadPoolExecutor
-    metrics: MetricsSink  # flushed by the consumer and the retry handler at the end of each invocation
+    webhook_queue: RetryQueue  # first attempts are handed off here, never sent by the consumer
+    metrics: MetricsSink  # flushed at the end of each invocation
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: MetricsSink | None = None) -> PushDeps:
@@ -59,29 +60,55 @@ class PushDeps:
         dynamodb = aws.client("dynamodb")
         socket = WebSocketDeps.from_settings(settings)
         markers = Markers(settings.tasks_table, client=dynamodb)
-        webhooks = WebhookDelivery(
-            sender=WebhookSender(
-                timeout_s=settings.webhook_timeout_s, allow_loopback=settings.allow_loopback_callbacks
-            ),
-            tenants=RefreshingTenantDirectory.from_settings(settings),
-            markers=markers,
-            log=DeliveryLog(settings.tasks_table, client=dynamodb),
-            queue=RetryQueue(settings.webhook_retry_queue_url, settings.webhook_dlq_url, client=aws.client("sqs")),
-            schedule=settings.webhook_retry_schedule,
-            metrics=metrics,
-        )
         return cls(
             settings=settings,
             tasks=socket.tasks,
             subscriptions=socket.subscriptions,
             poster=socket.poster,
             fanout=WebSocketFanout(socket.subscriptions, socket.poster, markers, metrics=metrics),
-            webhooks=webhooks,
-            webhook_pool=ThreadPoolExecutor(max_workers=max(1, settings.fanout_workers), thread_name_prefix="webhooks"),
+            webhook_queue=webhook_queue(settings),
             metrics=metrics,
         )
 
     def close(self) -> None:
-        """Wait for the pools' threads (a process that builds several, such as a test run)."""
+        """Wait for the pool's threads (a process that builds several, such as a test run)."""
         self.poster.shutdown()
-        self.webhook_pool.shutdown(wait=True)
+
+
+def webhook_queue(settings: Settings) -> RetryQueue:
+    return RetryQueue(settings.webhook_retry_queue_url, settings.webhook_dlq_url, client=aws.client("sqs"))
+
+
+@dataclass(frozen=True)
+class DeliveryDeps:
+    webhooks: WebhookDelivery
+    handler: DeliveryHandler
+    metrics: MetricsSink  # flushed at the end of each invocation
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: MetricsSink | None = None) -> DeliveryDeps:
+        metrics = metrics if metrics is not None else default_metrics()
+        dynamodb = aws.client("dynamodb")
+        webhooks = WebhookDelivery(
+            sender=WebhookSender(
+                timeout_s=settings.webhook_timeout_s, allow_loopback=settings.allow_loopback_callbacks
+            ),
+            tenants=RefreshingTenantDirectory.from_settings(settings),
+            markers=Markers(settings.tasks_table, client=dynamodb),
+            log=DeliveryLog(settings.tasks_table, client=dynamodb),
+            queue=webhook_queue(settings),
+            schedule=settings.webhook_retry_schedule,
+            metrics=metrics,
+        )
+        handler = DeliveryHandler(
+            webhooks=webhooks,
+            breakers=Breakers(settings.tasks_table, client=dynamodb),
+            slots=DeliverySlots(settings.tasks_table, settings.webhook_tenant_concurrency, client=dynamodb),
+            policy=BreakerPolicy(
+                threshold=settings.webhook_breaker_threshold,
+                base_s=settings.webhook_breaker_cool_down_s,
+                max_s=settings.webhook_breaker_max_cool_down_s,
+            ),
+            metrics=metrics,
+        )
+        return cls(webhooks=webhooks, handler=handler, metrics=metrics)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ from taskcast.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, MetricsSin
 from taskcast.models import Task, now_iso, status_message
 from taskcast.store import DeliveryAttempt, DeliveryLog, Markers
 from taskcast.tenants import Tenant
+from taskcast.webhooks.deadline import DeadlineExceeded, run_with_deadline, watch_connections
 from taskcast.webhooks.format import (
     AttemptResult,
     Decision,
@@ -145,7 +146,12 @@ class TenantLookup(Protocol):
 
 
 class WebhookSender:
-    """Posts one signed payload to a callback URL and reports what happened; never raises for the network."""
+    """Posts one signed payload to a callback URL and reports what happened; never raises for the network.
+
+    Every attempt has a hard total deadline, ``timeout_s``, for connect + TLS + send + the response's
+    status and headers (the body is never read), enforced by ``run_with_deadline``; the socket timeouts
+    are only a backstop. DNS resolution is inside the deadline too.
+    """
 
     def __init__(
         self,
@@ -165,40 +171,39 @@ class WebhookSender:
                 default_timeout=(timeout_s, timeout_s),
             )
         )
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        # A session per thread: the fan-out pool sends concurrently.
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._manager.get_session()
-            self._local.session = session
-        return session
 
     def send(self, url: str, payload: str, headers: dict[str, str]) -> AttemptResult:
+        try:
+            return run_with_deadline(lambda: self._send(url, payload, headers), self.timeout_s)
+        except DeadlineExceeded:
+            return AttemptResult(error=f"timeout: no answer within {self.timeout_s:g} s", unreachable=True)
+
+    def _send(self, url: str, payload: str, headers: dict[str, str]) -> AttemptResult:
         try:
             check_callback_url(url, allow_loopback=self.allow_loopback, resolve=self._resolve)
         except CallbackRefused as refusal:
             return AttemptResult(error=f"refused: {refusal}")
-        try:
-            response = self._session().post(
-                url,
-                data=payload.encode(),
-                headers=headers,
-                timeout=(self.timeout_s, self.timeout_s),
-                allow_redirects=False,
-                stream=True,  # the receiver's body is never read
-            )
-        except InvalidIPAddress as refusal:
-            return AttemptResult(error=f"refused: the address connected to is not public ({refusal})")
-        except requests.Timeout:
-            return AttemptResult(error=f"timeout: no answer within {self.timeout_s:g} s")
-        except requests.RequestException as error:
-            return AttemptResult(error=f"connection error: {type(error).__name__}")
-        with response:
-            status = response.status_code
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        location = response.headers.get("Location", "?")
+        # A session per attempt: every connection is new, so the watch sees (and can abort) its socket.
+        with watch_connections(self._manager.get_session()) as session:
+            try:
+                response = session.post(
+                    url,
+                    data=payload.encode(),
+                    headers=headers,
+                    timeout=(self.timeout_s, self.timeout_s),
+                    allow_redirects=False,
+                    stream=True,  # the receiver's body is never read
+                )
+            except InvalidIPAddress as refusal:
+                return AttemptResult(error=f"refused: the address connected to is not public ({refusal})")
+            except requests.Timeout:
+                return AttemptResult(error=f"timeout: no answer within {self.timeout_s:g} s", unreachable=True)
+            except requests.RequestException as error:
+                return AttemptResult(error=f"connection error: {type(error).__name__}", unreachable=True)
+            with response:
+                status = response.status_code
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            location = response.headers.get("Location", "?")
         redirect = f"redirect to {location!r} not followed" if 300 <= status < 400 else None
         return AttemptResult(status_code=status, error=redirect, retry_after_s=retry_after)
 
@@ -214,7 +219,19 @@ def job_for(task: Task) -> WebhookJob | None:
         callback_url=task.callback_url,
         payload=webhook_body(status_message(task)),
         expires_at=task.expires_at,
+        from_stream=True,
     )
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    decision: Decision
+    result: AttemptResult
+    sent: bool  # the receiver was called (False: no secret to sign with)
+
+    @property
+    def outcome(self) -> str:
+        return self.decision.outcome
 
 
 class WebhookDelivery:
@@ -239,38 +256,31 @@ class WebhookDelivery:
         self._clock = clock
         self.metrics = metrics if metrics is not None else default_metrics()
 
-    def first_attempt(self, task: Task) -> Decision | None:
-        """The immediate attempt for a new version; None when there is nothing (more) to do.
+    def settled(self, job: WebhookJob) -> str | None:
+        """Why ``job`` needs no attempt ("duplicate", "disabled"), or None when it is to be sent.
 
-        A replayed stream record finds its first attempt already logged and sends nothing.
+        A first attempt handed off by the stream consumer and already in the delivery log (a replayed
+        stream record, a message SQS delivered twice) is dropped; a job for a disabled callback is logged
+        as such and ends.
         """
-        job = job_for(task)
-        if job is None:
-            return None
-        disabled, logged = self.markers.webhook_state(task.id, task.version)
-        if logged:
-            return None
+        if job.from_stream:
+            disabled, logged = self.markers.webhook_state(job.task_id, job.version)
+            if logged:
+                return "duplicate"
+        else:
+            disabled = self.markers.callback_disabled(job.task_id)
         if disabled:
             self._record(job, AttemptResult(error=DISABLED_REASON), Decision("disabled"))
-            return Decision("disabled")
-        return self.attempt(job, check_disabled=False)
+            return "disabled"
+        return None
 
-    def defer(self, task: Task) -> None:
-        """Hand the first attempt to the retry handler (the consumer is running out of time)."""
-        job = job_for(task)
-        if job is not None:
-            self.queue.enqueue(job, now=self._clock())
-
-    def attempt(self, job: WebhookJob, *, check_disabled: bool = True) -> Decision:
+    def attempt(self, job: WebhookJob) -> AttemptReport:
         """Send ``job`` once, then act on the outcome: schedule the next attempt, dead-letter, or disable.
 
         The log is written last, so a crash before it means the attempt is made again (at least once).
         """
-        if check_disabled and self.markers.callback_disabled(job.task_id):
-            decision = Decision("disabled")
-            self._record(job, AttemptResult(error=DISABLED_REASON), decision)
-            return decision
         tenant = self.tenants.get(job.tenant)
+        sent = tenant is not None and bool(tenant.webhook_secrets)
         if tenant is None or not tenant.webhook_secrets:
             result = AttemptResult(error="no webhook secret configured for the tenant")
             decision = Decision("failed")
@@ -295,7 +305,7 @@ class WebhookDelivery:
                 "outcome": decision.outcome,
             },
         )
-        return decision
+        return AttemptReport(decision, result, sent)
 
     def _record(self, job: WebhookJob, result: AttemptResult, decision: Decision) -> None:
         entry = DeliveryAttempt(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
@@ -84,13 +85,30 @@ class WebhookJob:
     expires_at: int
     attempt: int = 1
     not_before: float = 0.0  # epoch seconds: do not send before
+    # Handed off by the stream consumer: a replayed stream record hands the same first attempt off again,
+    # so the delivery function drops such a job once its first attempt is in the delivery log.
+    from_stream: bool = False
+    deferrals: int = 0  # times in a row the job went back on the queue untried (it backs off)
 
     @property
     def webhook_id(self) -> str:
         return webhook_id(self.task_id, self.version)
 
     def next_attempt(self, delay_s: float, now: float) -> WebhookJob:
-        return dataclasses.replace(self, attempt=self.attempt + 1, not_before=now + delay_s)
+        return dataclasses.replace(
+            self, attempt=self.attempt + 1, not_before=now + delay_s, from_stream=False, deferrals=0
+        )
+
+    def put_off(self, delay_s: float, now: float, *, busy: bool = False) -> WebhookJob:
+        """The same attempt, later: the job was not attempted (no slot, open breaker, no time left).
+        ``busy`` (its tenant or its endpoint's probe was busy) counts towards the job's back-off."""
+        return dataclasses.replace(self, not_before=now + delay_s, deferrals=self.deferrals + int(busy))
+
+    @property
+    def endpoint(self) -> str:
+        """Where it goes, as the circuit breaker sees it: the tenant and the callback URL's origin."""
+        parts = urlsplit(self.callback_url)
+        return f"{self.tenant} {parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
@@ -108,6 +126,8 @@ class WebhookJob:
                 expires_at=int(data.get("expires_at", 0)),
                 attempt=int(data.get("attempt", 1)),
                 not_before=float(data.get("not_before", 0.0)),
+                from_stream=data.get("from_stream") is True,
+                deferrals=int(data.get("deferrals", 0)),
             )
         except (ValueError, TypeError, KeyError) as error:
             raise BadJob(f"not a webhook job: {type(error).__name__}") from None
@@ -134,6 +154,7 @@ class AttemptResult:
     status_code: int | None = None
     error: str | None = None
     retry_after_s: float | None = None
+    unreachable: bool = False  # a timeout or a connection error: the endpoint itself is failing
 
 
 @dataclass(frozen=True)
@@ -181,6 +202,12 @@ def sqs_delay(remaining_s: float) -> int:
     The retry handler waits out a sub-second remainder itself and re-enqueues when more is left.
     """
     return max(0, min(SQS_MAX_DELAY_S, math.floor(remaining_s)))
+
+
+def busy_delay(deferrals: int, first_s: float = 1.0, cap_s: float = 60.0) -> float:
+    """How long a job that found its tenant busy waits before it looks again: doubling per deferral in a
+    row, so that a stalled tenant's backlog does not churn through the queue every second."""
+    return float(min(cap_s, first_s * 2 ** max(0, deferrals)))
 
 
 def hop_needed(not_before: float, now: float) -> bool:

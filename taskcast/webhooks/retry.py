@@ -1,64 +1,178 @@
-"""The webhook retry handler: SQS messages from the retry queue, each a whole ``WebhookJob``.
+"""The webhook delivery function: SQS messages from the delivery queue, each a whole ``WebhookJob``
+(first attempts handed off by the stream consumer, retries, jobs put back unattempted).
 
-- Arrived a second or more before ``not_before`` (SQS delays stop at 15 minutes): back on the queue
-  for the rest of the wait — a hop.
-- Arrived less than a second early (fractional local schedules): wait out the remainder, then send.
-- Otherwise: one attempt; the outcome schedules the next attempt, dead-letters the job, or ends it.
+The jobs of one invocation run concurrently, one thread each. For each job, in order:
 
-A message that is not a job goes straight to the dead-letter queue (retrying it cannot help). A
+- not a job → the dead-letter queue (retrying it cannot help);
+- arrived a second or more before ``not_before`` (SQS delays stop at 15 minutes) → back on the queue
+  for the rest of the wait (a hop); less than a second early → wait out the remainder;
+- a first attempt already in the delivery log (a replay) → dropped; a disabled callback → logged, ends;
+- the endpoint's circuit breaker is open (``taskcast.webhooks.breaker``) → put back until it half-opens;
+- not enough of the invocation left for a whole attempt (deadline + margin) → put back;
+- the tenant already has ``cap`` attempts in flight, across all invocations (``DeliverySlots``) → wait up
+  to a second for one of them to end (a healthy receiver's does), else put back, backing off (1 s, 2 s,
+  4 s … up to a minute) while the tenant stays busy;
+- otherwise one attempt, bounded by its hard deadline; the outcome schedules the next attempt,
+  dead-letters the job, or ends it, and feeds the breaker.
+
+"Put back" re-enqueues the same attempt (its number unchanged) and reports the message as handled, so
+a job that was never attempted never reaches the dead-letter queue through SQS's receive count. A
 message fails (partial batch response, SQS delivers it again) only when AWS itself failed us.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from taskcast.metrics import WEBHOOK_DEAD_LETTERED, MetricsSink
-from taskcast.webhooks.delivery import WebhookDelivery
-from taskcast.webhooks.format import BadJob, WebhookJob, early_by, hop_needed
+from taskcast.metrics import WEBHOOK_BREAKER_OPENED, WEBHOOK_DEAD_LETTERED, WEBHOOK_PUT_BACK, MetricsSink
+from taskcast.store import Breakers, DeliverySlots
+from taskcast.webhooks.breaker import BreakerPolicy, BreakerState, after_failure, gate, is_endpoint_failure
+from taskcast.webhooks.delivery import AttemptReport, WebhookDelivery
+from taskcast.webhooks.format import BadJob, WebhookJob, busy_delay, early_by, hop_needed
 
 logger = logging.getLogger(__name__)
 
+# Time kept free after the last attempt that may start: logging, enqueueing, the breaker write.
+DEADLINE_MARGIN_S = 3.0
+# A job whose tenant has no free slot (or whose endpoint another invocation is probing) looks again
+# after 1 s, then 2, 4, … up to a minute (``busy_delay``).
+# How long a job waits in the invocation for its tenant's slot before it goes back on the queue: long
+# enough for a healthy receiver's attempt to end, short enough that a stalled tenant's jobs leave at once.
+SLOT_WAIT_S = 1.0
+_SLOT_RECHECK_S = 0.25  # slots freed by other invocations are not signalled: look again this often
+
+# Signalled whenever an attempt in this process gives its slot back.
+_slot_freed = threading.Condition()
+
+
+def _no_deadline() -> float:
+    return float("inf")
+
 
 @dataclass(frozen=True)
-class RetryHandler:
+class DeliveryHandler:
     webhooks: WebhookDelivery
+    breakers: Breakers
+    slots: DeliverySlots
+    policy: BreakerPolicy
     metrics: MetricsSink
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
-    def handle(self, record: SQSRecord) -> str:
+    @property
+    def lease_s(self) -> float:
+        return self.webhooks.sender.timeout_s + DEADLINE_MARGIN_S
+
+    def handle(self, record: SQSRecord, time_left_s: Callable[[], float] = _no_deadline) -> str:
         try:
             job = WebhookJob.from_json(record.body)
         except BadJob as error:
             self.webhooks.queue.dead_letter(None, str(error), raw=record.body)
             self.metrics.count(WEBHOOK_DEAD_LETTERED)
-            logger.error("retry message is not a webhook job", extra={"message_id": record.message_id})
+            logger.error("webhook message is not a job", extra={"message_id": record.message_id})
             return "dead-lettered"
         now = self.clock()
         if hop_needed(job.not_before, now):
             self.webhooks.queue.enqueue(job, now=now)
             return "hop"
-        wait = early_by(job.not_before, now)
-        if wait > 0:
-            self.sleep(wait)
-        return self.webhooks.attempt(job).outcome
+        settled = self.webhooks.settled(job)
+        if settled is not None:
+            return settled
+        breaker = self.breakers.get(job.endpoint)
+        door = gate(breaker, now)
+        if door.state == "open":
+            return self._put_back(job, door.wait_s, "breaker-open")
+        if time_left_s() < self.lease_s:
+            return self._put_back(job, 0.0, "no-time")
+        if door.state == "half-open" and not self.breakers.claim_probe(job.endpoint, now, now + self.lease_s):
+            return self._put_back(job, busy_delay(job.deferrals), "probe-busy", busy=True)
+        slot = self._take_slot(job.tenant)
+        if slot is None:
+            return self._put_back(job, busy_delay(job.deferrals), "tenant-busy", busy=True)
+        try:
+            wait = early_by(job.not_before, self.clock())
+            if wait > 0:
+                self.sleep(wait)
+            report = self.webhooks.attempt(job)
+        finally:
+            self.slots.give_back(job.tenant, slot)
+            with _slot_freed:
+                _slot_freed.notify_all()
+        self._feed_breaker(job, breaker, report)
+        return report.outcome
+
+    def _take_slot(self, tenant: str) -> int | None:
+        """One of the tenant's slots, waiting up to ``SLOT_WAIT_S`` for one to be given back."""
+        give_up = time.monotonic() + SLOT_WAIT_S
+        while True:
+            slot = self.slots.take(tenant, self.clock(), self.lease_s)
+            left = give_up - time.monotonic()
+            if slot is not None or left <= 0:
+                return slot
+            with _slot_freed:
+                _slot_freed.wait(min(_SLOT_RECHECK_S, left))
+
+    def _put_back(self, job: WebhookJob, delay_s: float, reason: str, *, busy: bool = False) -> str:
+        now = self.clock()
+        self.webhooks.queue.enqueue(job.put_off(delay_s, now, busy=busy), now=now)
+        self.metrics.count(WEBHOOK_PUT_BACK, Reason=reason)
+        return reason
+
+    def _feed_breaker(self, job: WebhookJob, seen: BreakerState, report: AttemptReport) -> None:
+        if not report.sent:
+            return
+        now = self.clock()
+        if is_endpoint_failure(report.result):
+            opened = after_failure(self.breakers.count_failure(job.endpoint, now), now, self.policy)
+            if opened is not None:
+                self.breakers.save(job.endpoint, opened, now)
+                self.metrics.count(WEBHOOK_BREAKER_OPENED)
+                logger.warning(
+                    "webhook endpoint breaker opened",
+                    extra={
+                        "tenant": job.tenant,
+                        "endpoint": job.endpoint,
+                        "cool_down_s": opened.open_until - now,
+                        "openings": opened.openings,
+                    },
+                )
+        elif not seen.healthy:
+            self.breakers.save(job.endpoint, BreakerState(), now)
+            logger.info("webhook endpoint breaker closed", extra={"tenant": job.tenant, "endpoint": job.endpoint})
 
 
+def _time_left(context: Any) -> Callable[[], float]:
+    remaining_ms: Callable[[], float] | None = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return _no_deadline
+    return lambda: remaining_ms() / 1000
 
-def handle_retries(
-    event: dict[str, Any], context: Any, webhooks: WebhookDelivery, metrics: MetricsSink
-) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS)
-    handler = RetryHandler(webhooks, metrics)
+
+def handle_deliveries(event: dict[str, Any], context: Any, handler: DeliveryHandler) -> dict[str, Any]:
+    """Every record of the SQS batch at once; the partial batch response names the ones AWS failed."""
+    records = [SQSRecord(raw) for raw in event.get("Records") or []]
+    time_left = _time_left(context)
+    failures: list[dict[str, str]] = []
     try:
-        return dict(process_partial_response(event, handler.handle, processor, context))
+        if records:
+            with ThreadPoolExecutor(max_workers=len(records), thread_name_prefix="deliveries") as pool:
+                futures = [(record, pool.submit(handler.handle, record, time_left)) for record in records]
+                for record, future in futures:
+                    error = future.exception()
+                    if error is not None:
+                        logger.error(
+                            "webhook message failed",
+                            extra={"message_id": record.message_id, "error": f"{type(error).__name__}: {error}"},
+                        )
+                        failures.append({"itemIdentifier": record.message_id})
     finally:
-        metrics.flush()
+        handler.metrics.flush()
+    return {"batchItemFailures": failures}

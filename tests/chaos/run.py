@@ -57,6 +57,7 @@ class ChaosConfig:
     task_seconds: float = 1.0
     task_steps: int = 2
     webhook_timeout_s: float = 1.0
+    breaker_cool_down_s: float = 1.0
     retry_schedule: str = "0.2,0.5,1,1,2,2"
     max_faults_per_id: int = 4
     task_timeout_s: float = 120.0
@@ -279,6 +280,9 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
     environment = {
         "TASKCAST_WEBHOOK_RETRY_SCHEDULE": config.retry_schedule,
         "TASKCAST_WEBHOOK_TIMEOUT": str(config.webhook_timeout_s),
+        # Faults here are random, not outages: a breaker that opens on a run of them rests for seconds.
+        "TASKCAST_WEBHOOK_BREAKER_COOL_DOWN": str(config.breaker_cool_down_s),
+        "TASKCAST_WEBHOOK_BREAKER_MAX_COOL_DOWN": str(4 * config.breaker_cool_down_s),
     }
     with tempfile.TemporaryDirectory(prefix="taskcast-chaos-") as folder, \
             flaky_receiver(tenant["webhook_secret"], config.fault_rate, config.webhook_timeout_s + 1.0, config.seed,

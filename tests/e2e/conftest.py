@@ -25,8 +25,13 @@ _HERE = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     mark_tests_below(_HERE, items, pytest.mark.e2e)
 
-# Webhook retries in fractions of a second, so a failing receiver shows its outcome within a test.
-FAST_WEBHOOKS = {"TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5", "TASKCAST_WEBHOOK_TIMEOUT": "5"}
+# Webhook retries in fractions of a second, so a failing receiver shows its outcome within a test; a
+# tenant may hold two of the local delivery pollers (four) at most.
+FAST_WEBHOOKS = {
+    "TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5",
+    "TASKCAST_WEBHOOK_TIMEOUT": "5",
+    "TASKCAST_WEBHOOK_TENANT_CONCURRENCY": "2",
+}
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ EMF documents Powertools prints to stdout.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections import Counter
@@ -22,10 +23,10 @@ from taskcast.jobs import JobContext, default_registry
 from taskcast.metrics import EmfMetrics, default_metrics
 from taskcast.models import Status, Task, transition
 from taskcast.push.batch import handle_batch
-from taskcast.push.deps import PushDeps
+from taskcast.push.deps import DeliveryDeps, PushDeps
 from taskcast.settings import Settings
 from taskcast.store import DeliveryLog, TaskStore
-from taskcast.webhooks.retry import handle_retries
+from taskcast.webhooks.retry import handle_deliveries
 from taskcast.worker_failure_consumer import WorkerFailureDeps
 from taskcast.worker_runtime import WorkerDeps, claim
 from tests.conftest import TENANTS
@@ -57,6 +58,13 @@ def metered(push_env: PushEnv) -> Iterator[PushDeps]:
     push = PushDeps.from_settings(push_env.settings, metrics=EmfMetrics())
     yield push
     push.close()
+
+
+@pytest.fixture
+def metered_delivery(push_env: PushEnv) -> DeliveryDeps:
+    """A delivery function of its own whose counts go to a fresh sink (a cap that no job here reaches)."""
+    settings = dataclasses.replace(push_env.settings, webhook_tenant_concurrency=10)
+    return DeliveryDeps.from_settings(settings, metrics=EmfMetrics())
 
 
 def emf_documents(output: str) -> list[dict[str, Any]]:
@@ -97,13 +105,17 @@ def webhook_log_done(push_env: PushEnv, task_id: str, attempts: int) -> Any:
 
 
 def test_a_stream_batch_emits_fanout_and_webhook_metrics(
-    push_env: PushEnv, metered: PushDeps, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+    push_env: PushEnv,
+    metered: PushDeps,
+    metered_delivery: DeliveryDeps,
+    receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     receiver.script("/broken", Answer(500), Answer(500), Answer(500))
     receiver.script("/gone", Answer(410))
     fine = push_env.create_task(callback_url=receiver.url("/fine"))
     broken = push_env.create_task(callback_url=receiver.url("/broken"))
-    push_env.create_task(callback_url=receiver.url("/gone"))
+    gone = push_env.create_task(callback_url=receiver.url("/gone"))
     staying, leaving = push_env.connections.connect(), push_env.connections.connect()
     for connection in (staying, leaving):
         push_env.subscribe(connection, fine.id)
@@ -111,15 +123,17 @@ def test_a_stream_batch_emits_fanout_and_webhook_metrics(
     push_env.connections.throttle(staying, 1)
     running = push_env.advance(fine, Status.RUNNING)
     push_env.advance(running, Status.SUCCEEDED, result={"ok": True})
-    capsys.readouterr()  # only what the consumer and the retry handler print counts
+    capsys.readouterr()  # only what the consumer and the delivery function print counts
 
     event = push_env.stream_event()
     response = handle_batch(event, None, metered)
     assert response.get("batchItemFailures", []) == []
-    # The broken receiver's job: attempts 2 and 3 from the retry queue, then the dead-letter queue.
+    # First attempts from the delivery queue; the broken receiver's job: attempts 2 and 3, then the DLQ.
+    done = [webhook_log_done(push_env, broken.id, 3), webhook_log_done(push_env, gone.id, 1)]
+    done += [webhook_log_done(push_env, fine.id, 3)]
     push_env.retry_queue.run(
-        lambda batch, context: handle_retries(batch, context, metered.webhooks, metered.metrics),
-        webhook_log_done(push_env, broken.id, 3),
+        lambda batch, context: handle_deliveries(batch, context, metered_delivery.handler),
+        lambda: all(check() for check in done),
     )
 
     counts, output = published(capsys)

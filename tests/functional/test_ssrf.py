@@ -164,6 +164,7 @@ def test_a_hostname_rebound_to_an_internal_address_is_refused_at_delivery(
     answer["now"] = address
 
     assert push_env.consume().get("batchItemFailures", []) == []
+    push_env.deliver(until=lambda: len(delivery_log(push_env, task.id)) >= 1)
 
     [attempt] = delivery_log(push_env, task.id)
     assert attempt["outcome"] == "retrying" and attempt["status_code"] is None

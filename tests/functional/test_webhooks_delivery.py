@@ -1,22 +1,21 @@
-"""Signed webhooks end to end: stream consumer → real receiver on 127.0.0.1 → retry queue (moto SQS)
-→ retry handler → dead-letter queue, with the delivery log read back from DynamoDB.
+"""Signed webhooks end to end: stream consumer → delivery queue (moto SQS) → delivery function → real
+receiver on 127.0.0.1 → retries → dead-letter queue, with the delivery log read back from DynamoDB.
 
 The receiver verifies every request with ``standardwebhooks``; the fixture fails the test otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from streams import consumer
 from taskcast.models import Status
 from taskcast.store import DeliveryLog
 from taskcast.webhooks.format import WebhookJob
-from taskcast.webhooks.retry import RetryHandler
+from taskcast.webhooks.retry import DeliveryHandler, handle_deliveries
 from tests.conftest import TENANTS
 from tests.support.push_env import PushEnv
 from tests.support.webhook_receiver import Answer, WebhookReceiver
@@ -43,6 +42,16 @@ def finished(push_env: PushEnv, task_id: str, count: int) -> Any:
     return check
 
 
+def all_final(push_env: PushEnv, task_id: str, versions: int) -> Any:
+    """A condition: each of the task's first ``versions`` versions has a final (not retrying) outcome."""
+
+    def check() -> bool:
+        final = {entry["version"] for entry in deliveries(push_env, task_id) if entry["outcome"] != "retrying"}
+        return final >= set(range(1, versions + 1))
+
+    return check
+
+
 def test_every_change_is_posted_signed_in_the_standard_format(push_env: PushEnv, receiver: WebhookReceiver) -> None:
     task = push_env.create_task(callback_url=receiver.url())
     running = push_env.advance(task, Status.RUNNING, progress=10)
@@ -50,7 +59,9 @@ def test_every_change_is_posted_signed_in_the_standard_format(push_env: PushEnv,
     response = push_env.consume()
 
     assert response.get("batchItemFailures", []) == []
-    first, second = receiver.wait_for_count(2)
+    assert receiver.requests_for("/hooks") == []  # handed off, not sent by the consumer
+    push_env.deliver(until=all_final(push_env, task.id, 2))
+    first, second = sorted(receiver.wait_for_count(2), key=lambda request: request.version)
     assert [first.webhook_id, second.webhook_id] == [f"{task.id}.1", f"{task.id}.2"]
     assert first.headers["content-type"] == "application/json"
     assert second.payload == {
@@ -65,9 +76,9 @@ def test_every_change_is_posted_signed_in_the_standard_format(push_env: PushEnv,
             "at": running.updated_at,
         },
     }
-    assert outcomes(push_env, task.id) == [(1, 1, "delivered"), (2, 1, "delivered")]
+    assert sorted(outcomes(push_env, task.id)) == [(1, 1, "delivered"), (2, 1, "delivered")]
     assert [entry["status_code"] for entry in deliveries(push_env, task.id)] == [200, 200]
-    assert deliveries(push_env, task.id)[0]["webhook_id"] == f"{task.id}.1"
+    assert {entry["webhook_id"] for entry in deliveries(push_env, task.id)} == {f"{task.id}.1", f"{task.id}.2"}
 
 
 def test_a_receiver_failing_twice_gets_the_same_message_three_times(
@@ -110,10 +121,12 @@ def test_410_disables_the_callback_for_later_changes(push_env: PushEnv, receiver
     receiver.script("/hooks", Answer(410))
     task = push_env.create_task(callback_url=receiver.url())
     push_env.consume()
+    push_env.deliver(until=all_final(push_env, task.id, 1))
     assert outcomes(push_env, task.id) == [(1, 1, "disabled")]
 
     push_env.advance(task, Status.RUNNING)
     push_env.consume()
+    push_env.deliver(until=all_final(push_env, task.id, 2))
 
     assert len(receiver.requests_for("/hooks")) == 1
     assert outcomes(push_env, task.id) == [(1, 1, "disabled"), (2, 1, "disabled")]
@@ -140,6 +153,7 @@ def test_a_slow_receiver_hits_the_timeout_and_is_retried(push_env: PushEnv, rece
     task = push_env.create_task(callback_url=receiver.url())
 
     push_env.consume()
+    push_env.deliver(until=finished(push_env, task.id, 1))
     first = deliveries(push_env, task.id)[0]
     assert (first["status_code"], first["outcome"]) == (None, "retrying")
     assert first["error"].startswith("timeout")
@@ -154,10 +168,13 @@ def test_a_replayed_batch_does_not_send_the_webhook_again(push_env: PushEnv, rec
     event = push_env.stream_event()
 
     push_env.consume(event)
+    push_env.deliver(until=all_final(push_env, task.id, 2))
     push_env.consume(event)
+    push_env.deliver(until=push_env.queue_drained)  # the replayed jobs: dropped, not sent
 
-    assert [request.webhook_id for request in receiver.requests_for("/hooks")] == [f"{task.id}.1", f"{task.id}.2"]
-    assert outcomes(push_env, task.id) == [(1, 1, "delivered"), (2, 1, "delivered")]
+    ids = sorted(request.webhook_id for request in receiver.requests_for("/hooks"))
+    assert ids == [f"{task.id}.1", f"{task.id}.2"]
+    assert sorted(outcomes(push_env, task.id)) == [(1, 1, "delivered"), (2, 1, "delivered")]
 
 
 def test_during_a_rotation_every_secret_signs(
@@ -168,22 +185,21 @@ def test_during_a_rotation_every_secret_signs(
     monkeypatch.setenv("TASKCAST_TENANTS", json.dumps(tenants))
     push_env.rebuild()
     with WebhookReceiver([old, new]) as both:
-        push_env.create_task(callback_url=both.url())
+        task = push_env.create_task(callback_url=both.url())
         push_env.consume()
+        push_env.deliver(until=all_final(push_env, task.id, 1))
         [request] = both.wait_for_count(1)
         both.assert_all_verified()
     assert len(request.headers["webhook-signature"].split(" ")) == 2
 
 
-def run_retry_handler_once(push_env: PushEnv, handler: RetryHandler) -> dict[str, Any]:
-    """Receive what is on the retry queue and feed it to ``handler`` as the SQS event source would."""
+def run_retry_handler_once(push_env: PushEnv, handler: DeliveryHandler, context: Any = None) -> dict[str, Any]:
+    """Receive what is on the delivery queue and feed it to ``handler`` as the SQS event source would."""
     messages = push_env.retry_queue.receive(wait_s=1)
-    assert messages, "nothing on the retry queue"
-    response = process_partial_response(
-        push_env.retry_queue.event(messages), handler.handle, BatchProcessor(EventType.SQS), None
-    )
+    assert messages, "nothing on the delivery queue"
+    response = handle_deliveries(push_env.retry_queue.event(messages), context, handler)
     push_env.retry_queue.settle(messages, response)
-    return dict(response)
+    return response
 
 
 def test_a_job_due_beyond_the_sqs_maximum_hops_back_to_the_queue(push_env: PushEnv) -> None:
@@ -191,7 +207,7 @@ def test_a_job_due_beyond_the_sqs_maximum_hops_back_to_the_queue(push_env: PushE
     job = WebhookJob("t-1", "acme", 1, "http://127.0.0.1:9/", "{}", expires_at=0, attempt=2, not_before=now + 7200)
     push_env.retry_queue.client.send_message(QueueUrl=push_env.retry_queue.queue_url, MessageBody=job.to_json())
 
-    handler = RetryHandler(push_env.push.webhooks, push_env.push.metrics, clock=lambda: now)
+    handler = dataclasses.replace(push_env.delivery.handler, clock=lambda: now)
     response = run_retry_handler_once(push_env, handler)
 
     assert response == {"batchItemFailures": []}
@@ -212,7 +228,7 @@ def test_a_job_arriving_a_moment_early_waits_out_the_remainder(push_env: PushEnv
     job = WebhookJob(task.id, "acme", 1, receiver.url(), '{"hello":1}', expires_at=0, attempt=2, not_before=now + 0.4)
     push_env.retry_queue.client.send_message(QueueUrl=push_env.retry_queue.queue_url, MessageBody=job.to_json())
 
-    handler = RetryHandler(push_env.push.webhooks, push_env.push.metrics, clock=lambda: now, sleep=waits.append)
+    handler = dataclasses.replace(push_env.delivery.handler, clock=lambda: now, sleep=waits.append)
     response = run_retry_handler_once(push_env, handler)
 
     assert response == {"batchItemFailures": []}
@@ -225,26 +241,10 @@ def test_a_job_arriving_a_moment_early_waits_out_the_remainder(push_env: PushEnv
 def test_a_message_that_is_not_a_job_goes_to_the_dead_letter_queue(push_env: PushEnv) -> None:
     push_env.retry_queue.client.send_message(QueueUrl=push_env.retry_queue.queue_url, MessageBody="not a job")
 
-    response = run_retry_handler_once(push_env, RetryHandler(push_env.push.webhooks, push_env.push.metrics))
+    response = run_retry_handler_once(push_env, push_env.delivery.handler)
 
     assert response == {"batchItemFailures": []}
     [parked] = push_env.dead_lettered()
     assert parked["job"] is None and parked["raw"] == "not a job"
 
 
-def test_first_attempts_go_to_the_retry_queue_when_the_invocation_runs_short(
-    push_env: PushEnv, receiver: WebhookReceiver
-) -> None:
-    class AlmostOutOfTime:
-        def get_remaining_time_in_millis(self) -> int:
-            return 1000
-
-    task = push_env.create_task(callback_url=receiver.url())
-
-    response = consumer.lambda_handler(push_env.stream_event(), AlmostOutOfTime(), push_env.push)
-
-    assert response.get("batchItemFailures", []) == []
-    assert receiver.requests_for("/hooks") == []
-    push_env.run_retries(until=finished(push_env, task.id, 1))
-    assert outcomes(push_env, task.id) == [(1, 1, "delivered")]
-    assert [request.webhook_id for request in receiver.requests_for("/hooks")] == [f"{task.id}.1"]

@@ -108,3 +108,17 @@ def test_an_sqs_batch_is_deleted_except_the_reported_failures(moto_url: str) -> 
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     # "keep" was deleted; "drop" waits out its visibility timeout.
     assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
+
+
+def test_an_sqs_mapping_runs_at_most_its_maximum_concurrency_of_pollers() -> None:
+    from taskcast.local.event_sources import _queue_mapping
+
+    function = _recording_function(queue.Queue())
+    arn = "arn:aws:sqs:us-east-1:123456789012:deliveries"
+    properties = {"Queue": arn, "BatchSize": 10, "ScalingConfig": {"MaximumConcurrency": 2}}
+    mapping = _queue_mapping(function, properties, arn, {arn: "http://127.0.0.1:1/deliveries"})
+
+    assert mapping is not None and mapping.max_concurrency == 2
+    assert QueuePoller(mapping, sqs_client=None, concurrency=6).concurrency == 2
+    unscaled = _queue_mapping(function, {"Queue": arn}, arn, {arn: "http://127.0.0.1:1/deliveries"})
+    assert unscaled is not None and QueuePoller(unscaled, sqs_client=None, concurrency=6).concurrency == 6

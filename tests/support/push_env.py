@@ -17,7 +17,7 @@ from handlers import websocket
 from streams import consumer, retry
 from taskcast.models import Status, Task, transition
 from taskcast.push.commands import ACTIONS
-from taskcast.push.deps import PushDeps, WebSocketDeps
+from taskcast.push.deps import DeliveryDeps, PushDeps, WebSocketDeps
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
 from tests.support.aws_events import SqsPump, StreamReader
@@ -32,6 +32,7 @@ WEBHOOK_TIMEOUT_S = "1"
 class PushEnv:
     settings: Settings
     push: PushDeps
+    delivery: DeliveryDeps
     dynamodb: Any
     tasks: TaskStore
     stream: StreamReader
@@ -50,6 +51,7 @@ class PushEnv:
         self.push.close()
         self.settings = Settings.from_env()
         self.push = PushDeps.from_settings(self.settings)
+        self.delivery = DeliveryDeps.from_settings(self.settings)
         self.tasks = self.push.tasks
 
     # ---------------------------------------------------------------- tasks
@@ -77,10 +79,26 @@ class PushEnv:
         self.consumed.append(event)
         return consumer.lambda_handler(event, None, self.push)
 
-    # ---------------------------------------------------------------- retry handler
+    # ---------------------------------------------------------------- delivery function
     def run_retries(self, until: Any, timeout_s: float = 10.0) -> int:
-        return self.retry_queue.run(lambda batch, context: retry.lambda_handler(batch, context, self.push), until,
-                                    timeout_s)
+        """Run the delivery function over the delivery queue until ``until()`` (first attempts included)."""
+        return self.retry_queue.run(
+            lambda batch, context: retry.lambda_handler(batch, context, self.delivery), until, timeout_s
+        )
+
+    deliver = run_retries
+
+    def queue_drained(self) -> bool:
+        """Nothing on the delivery queue: neither waiting, nor in flight, nor delayed."""
+        attributes = self.retry_queue.client.get_queue_attributes(
+            QueueUrl=self.retry_queue.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return all(value == "0" for value in attributes.values())
 
     def dead_lettered(self) -> list[dict[str, Any]]:
         messages = self.dead_letters.receive(wait_s=0)

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from taskcast.push.deps import PushDeps
+from taskcast.push.deps import DeliveryDeps, PushDeps
 from taskcast.settings import Settings
 from tests.conftest import TENANTS
 from tests.support.aws_events import SqsPump, StreamReader
@@ -59,6 +59,7 @@ def push_env(
     env = PushEnv(
         settings=settings,
         push=push,
+        delivery=DeliveryDeps.from_settings(settings),
         dynamodb=dynamodb,
         tasks=push.tasks,
         stream=StreamReader(dynamodb, settings.tasks_table),

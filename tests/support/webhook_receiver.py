@@ -18,6 +18,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,15 +36,20 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     hold_s: float | None = None  # no answer: hold the request this long (or until the receiver stops)
     reset: bool = False  # no answer: reset the connection
+    trickle_s: float | None = None  # answer 200, one byte of the status line and headers every trickle_s
     kind: str = "ok"  # what the answer stands for, for reports ("ok", "http_500", "timeout", "reset", ...)
 
     @classmethod
     def slow(cls) -> Answer:
         return cls(hold_s=HOLD_S, kind="timeout")
 
+    @classmethod
+    def trickle(cls, every_s: float) -> Answer:
+        return cls(trickle_s=every_s, kind="timeout")
+
     @property
     def answered(self) -> int | None:
-        return None if self.hold_s is not None or self.reset else self.status
+        return None if self.hold_s is not None or self.reset or self.trickle_s is not None else self.status
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Received:
     body: bytes
     answer: Answer
     verified: bool
+    at: float = 0.0  # time.time() when it arrived
 
     @property
     def answered(self) -> int | None:
@@ -103,6 +110,8 @@ class WebhookReceiver:
         self.answers = answers if answers is not None else ScriptedAnswers()
         self.received: list[Received] = []
         self.failures: list[str] = []
+        self.in_flight = 0  # requests being answered (or held) right now
+        self.max_in_flight = 0
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, 0), self._handler_class())
@@ -183,14 +192,37 @@ class WebhookReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                with receiver._changed:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._changed:
+                        receiver.in_flight -= 1
+                        receiver._changed.notify_all()
+
+            def _answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 verified = receiver._verify(body, headers)
                 answer = receiver.answers.answer(self.path, headers.get("webhook-id", ""))
-                receiver._record(Received(self.path, headers, body, answer, verified))
+                receiver._record(Received(self.path, headers, body, answer, verified, time.time()))
                 if answer.hold_s is not None:
                     receiver._stopping.wait(timeout=answer.hold_s)  # the sender gives up first
                     self.close_connection = True
+                    return
+                if answer.trickle_s is not None:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"." * 200 + b"\r\n\r\n"
+                    self.close_connection = True
+                    for byte in range(len(head)):
+                        if receiver._stopping.wait(timeout=answer.trickle_s):
+                            return
+                        try:
+                            self.wfile.write(head[byte : byte + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return  # the sender gave up
                     return
                 if answer.reset:
                     # SO_LINGER 0 then close: the sender sees a TCP reset instead of an answer.
