@@ -11,7 +11,12 @@ The tasks table holds, per partition key ``pk``:
 - ``sk = "D#version#attempt"``: the webhook delivery log (``DeliveryLog``), one item per attempt;
 - ``pk`` = upload id, ``sk = "UPLOAD"``: an upload declaration (``taskcast.uploads``).
 
-The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``).
+The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``), and
+one connection lease per open connection: ``task_id = "#connections#<tenant>"``, ``connection_id`` the
+connection's. ``#`` sorts before every task id (task ids start with a letter or digit), so a connection's
+subscriptions are a key range of the ``by-connection`` GSI without its lease, and ``$disconnect`` deletes
+the lease with the subscriptions. The tasks table also holds long-poll leases (``taskcast.long_polls``):
+``pk = "#long-polls#<tenant>"``, ``sk`` = a request id.
 
 Every item carries the TTL attribute ``expires_at``. Values that are arbitrary JSON (input, result,
 error, history entries, log entries) are stored as JSON strings so that numbers keep their type.
@@ -120,6 +125,32 @@ OwnedT = TypeVar("OwnedT", bound=Owned)
 def owned_by(record: OwnedT | None, tenant: str) -> OwnedT | None:
     """``record`` if it belongs to ``tenant``; None either way otherwise (no existence leak)."""
     return record if record is not None and record.tenant == tenant else None
+
+
+def count_items(dynamodb: Any, request: dict[str, Any], enough: int, max_pages: int = 10) -> int:
+    """How many items a Query matches, counting no further than ``enough`` (``Select=COUNT``, ``Limit``).
+
+    Each page evaluates at most ``enough`` items and the pages are bounded, so the read cost is bounded
+    whatever the partition holds; a count that stops early is a lower bound (enough to refuse or allow).
+    """
+    request = {**request, "Select": "COUNT", "Limit": max(1, enough)}
+    count = 0
+    for _ in range(max_pages):
+        page = dynamodb.query(**request)
+        count += int(page.get("Count", 0))
+        if count >= enough or "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return count
+
+
+def live_filter(now: float) -> dict[str, Any]:
+    """A Query filter that skips items past their TTL (DynamoDB deletes them lazily, up to days later)."""
+    return {
+        "FilterExpression": "#ttl > :now",
+        "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+    }
 
 
 def query_items(dynamodb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -444,6 +475,18 @@ class DeliveryLog:
 
 # --- the subscriptions table -------------------------------------------------------------------------
 
+# Lease items sort before every task id (which starts with a letter or digit): see the module docstring.
+LEASE_PREFIX = "#"
+_FIRST_TASK_ID = "0"
+CONNECTIONS_PREFIX = f"{LEASE_PREFIX}connections#"
+# API Gateway closes a WebSocket after 2 hours at most: a lease whose $disconnect was lost ends by then.
+CONNECTION_LEASE_S = 2 * 3600 + 300
+
+
+def connections_key(tenant: str) -> str:
+    return f"{CONNECTIONS_PREFIX}{tenant}"
+
+
 # How long a subscribe handshake may hold back live changes before the consumer stops waiting for it.
 HANDSHAKE_HOLD_S = 5.0
 _BATCH_WRITE_LIMIT = 25
@@ -568,8 +611,64 @@ Each item carries:
         }
         return [_subscription_from_item(item) for item in self._query(kwargs)]
 
+    def count_for_task(self, task_id: str, enough: int, now: float | None = None) -> int:
+        """Live subscriptions of ``task_id``, counted up to ``enough`` (a bounded ``Select=COUNT`` Query)."""
+        now = time.time() if now is None else now
+        filters = live_filter(now)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "task_id = :task",
+            "ConsistentRead": True,
+            **filters,
+            "ExpressionAttributeValues": {**filters["ExpressionAttributeValues"], ":task": {"S": task_id}},
+        }
+        return count_items(self.client, request, enough)
+
+    def count_for_connection(self, connection_id: str, enough: int) -> int:
+        """The connection's subscriptions (its lease left out), counted up to ``enough``, through the GSI.
+
+        The GSI is eventually consistent: subscriptions made in the last moment may not be counted yet.
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_CONNECTION_INDEX,
+            "KeyConditionExpression": "connection_id = :connection AND task_id >= :first",
+            "ExpressionAttributeValues": to_attributes({":connection": connection_id, ":first": _FIRST_TASK_ID}),
+        }
+        return count_items(self.client, request, enough)
+
+    def open_connection(self, connection_id: str, tenant: str, now: float | None = None) -> None:
+        """Write the connection's lease; it expires on its own after API Gateway's longest connection."""
+        now = time.time() if now is None else now
+        data = {
+            **subscription_key(connections_key(tenant), connection_id),
+            "tenant": tenant,
+            TTL_ATTRIBUTE: int(now) + CONNECTION_LEASE_S,
+        }
+        self.client.put_item(TableName=self.table_name, Item=to_attributes(data))
+
+    def close_connection(self, connection_id: str, tenant: str) -> None:
+        self.remove(connections_key(tenant), connection_id)
+
+    def count_connections(self, tenant: str, enough: int, now: float | None = None) -> int:
+        """The tenant's live connection leases, counted up to ``enough``."""
+        now = time.time() if now is None else now
+        filters = live_filter(now)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "task_id = :key",
+            "ConsistentRead": True,
+            **filters,
+            "ExpressionAttributeValues": {
+                **filters["ExpressionAttributeValues"],
+                ":key": {"S": connections_key(tenant)},
+            },
+        }
+        return count_items(self.client, request, enough)
+
     def tasks_of_connection(self, connection_id: str) -> list[str]:
-        """The task ids a connection subscribes to, through the ``by-connection`` GSI (eventually consistent)."""
+        """The task ids a connection subscribes to, through the ``by-connection`` GSI (eventually consistent);
+        the connection's lease is among them, so that ``remove_connection`` deletes it too."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": BY_CONNECTION_INDEX,

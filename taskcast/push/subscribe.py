@@ -1,6 +1,7 @@
 """The subscribe handshake, built so that a connection never sees a gap or a version going backwards.
 
-1. Check the task belongs to the tenant (unknown and foreign tasks look the same).
+1. Check the task belongs to the tenant (unknown and foreign tasks look the same), then the limits
+   (subscriptions per connection, subscribers per task): only an owner learns a task's subscriber count.
 2. Write the subscription as *pending* (``SubscriptionStore.begin``).
 3. Read the task (after the write) and send the snapshot: the current state, or with
    ``since_version`` every history entry after it.
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from taskcast.limits import LimitExceeded, SubscriptionLimits
 from taskcast.models import message_from_entry, status_message
 from taskcast.push.fanout import frame
 from taskcast.store import SubscriptionStore, TaskStore
@@ -25,6 +27,29 @@ from taskcast.store import SubscriptionStore, TaskStore
 
 class TaskNotFound(LookupError):
     """No such task for this tenant (it does not exist or belongs to another tenant)."""
+
+
+class SubscriptionRefused(Exception):
+    """A limit refuses this subscription; the connection gets an ``error`` frame and stays open."""
+
+    def __init__(self, refusal: LimitExceeded) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def check_limits(
+    subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str
+) -> None:
+    """Raise ``SubscriptionRefused`` when one more subscription would pass a limit.
+
+    Two bounded ``Select=COUNT`` Queries; subscribing again to a task the connection already follows is
+    never refused (it adds nothing).
+    """
+    on_connection = subscriptions.count_for_connection(connection_id, enough=limits.per_connection)
+    on_task = subscriptions.count_for_task(task_id, enough=limits.per_task)
+    refusal = limits.refuse_subscription(on_connection, on_task)
+    if refusal is not None and subscriptions.get(task_id, connection_id) is None:
+        raise SubscriptionRefused(refusal)
 
 
 @dataclass(frozen=True)
@@ -65,9 +90,11 @@ def subscribe(
     connection_id: str,
     tenant: str,
     since_version: int | None = None,
+    limits: SubscriptionLimits,
 ) -> SubscribeResult:
     if tasks.get_for_tenant(task_id, tenant) is None:
         raise TaskNotFound(task_id)
+    check_limits(subscriptions, limits, task_id, connection_id)
     subscriptions.begin(task_id, connection_id, tenant)
     try:
         messages, last = snapshot_messages(tasks, task_id, since_version)

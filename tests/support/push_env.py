@@ -17,6 +17,7 @@ from handlers import websocket
 from streams import consumer, retry
 from taskcast.models import Status, Task, transition
 from taskcast.push.commands import ACTIONS
+from taskcast.limits import SubscriptionLimits
 from taskcast.push.deps import PushDeps, WebSocketDeps
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
@@ -43,7 +44,12 @@ class PushEnv:
     @property
     def websocket(self) -> WebSocketDeps:
         """The WebSocket function's deps, on the same stores and poster as the consumer's."""
-        return WebSocketDeps(tasks=self.push.tasks, subscriptions=self.push.subscriptions, poster=self.push.poster)
+        return WebSocketDeps(
+            tasks=self.push.tasks,
+            subscriptions=self.push.subscriptions,
+            poster=self.push.poster,
+            limits=SubscriptionLimits.from_settings(self.settings),
+        )
 
     def rebuild(self) -> None:
         """Build the push deps again from the environment (a test changed a setting)."""
