@@ -15,9 +15,9 @@ from typing import Any
 
 from handlers import websocket
 from streams import consumer, retry
+from taskcast.limits import SubscriptionLimits
 from taskcast.models import Status, Task, transition
 from taskcast.push.commands import ACTIONS
-from taskcast.limits import SubscriptionLimits
 from taskcast.push.deps import PushDeps, WebSocketDeps
 from taskcast.settings import Settings
 from taskcast.store import TaskStore
