@@ -1,8 +1,9 @@
 """Per-tenant limits on the shared path: the decisions, as pure functions over counts and settings.
 
-The counts come from bounded DynamoDB Queries (``Select=COUNT``, never a Scan) over items that expire on
-their own (``SubscriptionStore``, ``taskcast.long_polls``), so a lost ``$disconnect`` or a killed function
-cannot hold a slot forever. Every limit and its default is listed in ``docs/operations.md``.
+The counts come from conditional counters repaired by bounded recounts (``taskcast.counters``) or from
+bounded DynamoDB Queries (``Select=COUNT`` with ``Limit``, never a Scan), over items that expire on their
+own (``SubscriptionStore``, ``taskcast.long_polls``), so a lost ``$disconnect`` or a killed function cannot
+hold a slot forever. Every limit and its default is listed in ``docs/operations.md``.
 """
 
 from __future__ import annotations
@@ -43,23 +44,21 @@ class SubscriptionLimits:
             connections_per_tenant=settings.connections_per_tenant,
         )
 
-    def refuse_subscription(self, on_connection: int, on_task: int) -> LimitExceeded | None:
-        """Whether one more subscription is refused, given the counts without it."""
-        if not within(on_connection + 1, self.per_connection):
-            return LimitExceeded(
-                "subscription_limit_exceeded",
-                f"A connection may subscribe to at most {self.per_connection} tasks; unsubscribe from one first.",
-            )
-        if not within(on_task + 1, self.per_task):
-            return LimitExceeded(
-                "subscriber_limit_exceeded",
-                f"A task may have at most {self.per_task} subscribers; poll GET /tasks/{{id}} instead.",
-            )
-        return None
+    def connection_refusal(self, on_connection: int) -> LimitExceeded | None:
+        """Whether the connection, following ``on_connection`` tasks already, may not follow one more."""
+        if within(on_connection + 1, self.per_connection):
+            return None
+        return LimitExceeded(
+            "subscription_limit_exceeded",
+            f"A connection may subscribe to at most {self.per_connection} tasks; unsubscribe from one first.",
+        )
 
-    def refuse_connection(self, of_tenant: int) -> bool:
-        """Whether a new connection is refused, given the tenant's count with it."""
-        return not within(of_tenant, self.connections_per_tenant)
+    def task_refusal(self) -> LimitExceeded:
+        """The answer when the task already has ``per_task`` subscribers."""
+        return LimitExceeded(
+            "subscriber_limit_exceeded",
+            f"A task may have at most {self.per_task} subscribers; poll GET /tasks/{{id}} instead.",
+        )
 
 
 def reread_delay(reread: int, first_s: float, max_s: float) -> float:

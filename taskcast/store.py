@@ -13,10 +13,12 @@ The tasks table holds, per partition key ``pk``:
 
 The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``), and
 one connection lease per open connection: ``task_id = "#connections#<tenant>"``, ``connection_id`` the
-connection's. ``#`` sorts before every task id (task ids start with a letter or digit), so a connection's
-subscriptions are a key range of the ``by-connection`` GSI without its lease, and ``$disconnect`` deletes
-the lease with the subscriptions. The tasks table also holds long-poll leases (``taskcast.long_polls``):
-``pk = "#long-polls#<tenant>"``, ``sk`` = a request id.
+connection's, and the counters of the limits (``BoundedCounter``): ``task_id = "#count#<name>"``,
+``connection_id = "#"``, for subscribers per task and connections per tenant. ``#`` sorts before every
+task id (task ids start with a letter or digit), so a connection's subscriptions are a key range of the
+``by-connection`` GSI without its lease, and ``$disconnect`` deletes the lease with the subscriptions.
+The tasks table also holds long-poll leases (``taskcast.long_polls``): ``pk = "#long-polls#<tenant>"``,
+``sk`` = a request id.
 
 Every item carries the TTL attribute ``expires_at``. Values that are arbitrary JSON (input, result,
 error, history entries, log entries) are stored as JSON strings so that numbers keep their type.
@@ -35,6 +37,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from taskcast import aws
+from taskcast.counters import BoundedCounter
 from taskcast.models import Status, Task, history_entry, is_expired, now_iso
 from taskcast.webhooks.format import Outcome
 
@@ -487,9 +490,17 @@ def connections_key(tenant: str) -> str:
     return f"{CONNECTIONS_PREFIX}{tenant}"
 
 
+def subscribers_key(task_id: str) -> str:
+    return f"{LEASE_PREFIX}subscribers#{task_id}"
+
+
+def counter_key(name: str) -> dict[str, str]:
+    """The key of the counter item of ``name`` (a ``BoundedCounter``), in its own partition."""
+    return subscription_key(f"{LEASE_PREFIX}count#{name}", LEASE_PREFIX)
+
+
 # How long a subscribe handshake may hold back live changes before the consumer stops waiting for it.
 HANDSHAKE_HOLD_S = 5.0
-_BATCH_WRITE_LIMIT = 25
 
 
 @dataclass(frozen=True)
@@ -554,6 +565,7 @@ Each item carries:
         self.table_name = table_name
         self.client = client or aws.client("dynamodb")
         self.ttl_s = ttl_s
+        self.counter = BoundedCounter(table_name, self.client)
 
     def _key(self, task_id: str, connection_id: str) -> dict[str, Any]:
         return to_attributes(subscription_key(task_id, connection_id))
@@ -598,8 +610,18 @@ Each item carries:
         item = answer.get("Item")
         return _subscription_from_item(item) if item else None
 
-    def remove(self, task_id: str, connection_id: str) -> None:
-        self.client.delete_item(TableName=self.table_name, Key=self._key(task_id, connection_id))
+    def remove(self, task_id: str, connection_id: str) -> bool:
+        """Delete a subscription (or a connection's lease) and give its count back; False if it was not there."""
+        answer = self.client.delete_item(
+            TableName=self.table_name, Key=self._key(task_id, connection_id), ReturnValues="ALL_OLD"
+        )
+        if not answer.get("Attributes"):
+            return False
+        if task_id.startswith(CONNECTIONS_PREFIX):
+            self.counter.give_back(counter_key(task_id))
+        elif not task_id.startswith(LEASE_PREFIX):
+            self.counter.give_back(counter_key(subscribers_key(task_id)))
+        return True
 
     def for_task(self, task_id: str) -> list[Subscription]:
         """Every subscription to ``task_id``: a Query on the table's partition key."""
@@ -637,15 +659,40 @@ Each item carries:
         }
         return count_items(self.client, request, enough)
 
-    def open_connection(self, connection_id: str, tenant: str, now: float | None = None) -> None:
-        """Write the connection's lease; it expires on its own after API Gateway's longest connection."""
+    def take_subscriber_slot(self, task_id: str, limit: int) -> bool:
+        """Count one more subscriber of ``task_id`` if it stays within ``limit`` (one conditional write)."""
+        return self.counter.take(
+            counter_key(subscribers_key(task_id)),
+            limit,
+            self.ttl_s,
+            recount=lambda: self.count_for_task(task_id, enough=limit + 1),
+        )
+
+    def give_back_subscriber_slot(self, task_id: str) -> None:
+        self.counter.give_back(counter_key(subscribers_key(task_id)))
+
+    def open_connection(self, connection_id: str, tenant: str, limit: int, now: float | None = None) -> bool:
+        """Count the connection against its tenant's ``limit`` and write its lease; False when refused.
+
+        The lease expires on its own after API Gateway's longest connection; the count is a conditional
+        write, repaired from the live leases when it refuses (``BoundedCounter``).
+        """
         now = time.time() if now is None else now
+        admitted = self.counter.take(
+            counter_key(connections_key(tenant)),
+            limit,
+            CONNECTION_LEASE_S,
+            recount=lambda: self.count_connections(tenant, enough=limit + 1),
+        )
+        if not admitted:
+            return False
         data = {
             **subscription_key(connections_key(tenant), connection_id),
             "tenant": tenant,
             TTL_ATTRIBUTE: int(now) + CONNECTION_LEASE_S,
         }
         self.client.put_item(TableName=self.table_name, Item=to_attributes(data))
+        return True
 
     def close_connection(self, connection_id: str, tenant: str) -> None:
         self.remove(connections_key(tenant), connection_id)
@@ -678,29 +725,14 @@ Each item carries:
         return [item["task_id"]["S"] for item in self._query(kwargs)]
 
     def remove_connection(self, connection_id: str) -> int:
-        """Delete every subscription of a connection; returns how many were deleted.
+        """Delete every subscription of a connection, and its lease; returns how many were deleted.
 
-        The GSI is eventually consistent, so a subscription written a moment before may survive: the
-        fan-out removes it on its first ``GoneException`` and the TTL removes it in any case.
+        One by one, so that each count is given back exactly once (``$disconnect`` and the fan-out's
+        ``GoneException`` cleanup may both get here). The GSI is eventually consistent, so a subscription
+        written a moment before may survive: the fan-out removes it on its first ``GoneException`` and the
+        TTL removes it in any case.
         """
-        task_ids = self.tasks_of_connection(connection_id)
-        for start in range(0, len(task_ids), _BATCH_WRITE_LIMIT):
-            chunk = task_ids[start : start + _BATCH_WRITE_LIMIT]
-            requests: list[dict[str, Any]] = [
-                {"DeleteRequest": {"Key": self._key(task_id, connection_id)}} for task_id in chunk
-            ]
-            self._batch_write(requests)
-        return len(task_ids)
-
-    def _batch_write(self, requests: list[dict[str, Any]], attempts: int = 5) -> None:
-        pending = {self.table_name: requests}
-        for attempt in range(attempts):
-            answer = self.client.batch_write_item(RequestItems=pending)
-            pending = answer.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        # Whatever is left expires through the TTL; deleting subscriptions is best effort.
+        return sum(self.remove(task_id, connection_id) for task_id in self.tasks_of_connection(connection_id))
 
     def _query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return query_items(self.client, kwargs)

@@ -70,18 +70,13 @@ class Routes:
             self.reply(connection_id, refusal.as_message())
 
     def connect(self, connection_id: str, tenant: str | None) -> dict[str, Any]:
-        """Admit a connection within the tenant's limit: lease first, then count (the new one included),
-        so that connections arriving together cannot all slip under the limit."""
+        """Admit a connection within its tenant's limit (one conditional write, then the lease)."""
         if not tenant:
             return OK  # cannot happen behind the authorizer; its messages are refused anyway
-        subscriptions, limits = self.push.subscriptions, self.push.limits
-        subscriptions.open_connection(connection_id, tenant)
-        count = subscriptions.count_connections(tenant, enough=limits.connections_per_tenant + 1)
-        if limits.refuse_connection(count):
-            subscriptions.close_connection(connection_id, tenant)
-            logger.warning("connection refused: tenant at its connection limit", extra={"tenant": tenant})
-            return TOO_MANY_CONNECTIONS
-        return OK
+        if self.push.subscriptions.open_connection(connection_id, tenant, self.push.limits.connections_per_tenant):
+            return OK
+        logger.warning("connection refused: tenant at its connection limit", extra={"tenant": tenant})
+        return TOO_MANY_CONNECTIONS
 
     def disconnect(self, connection_id: str, tenant: str | None) -> None:
         if tenant:

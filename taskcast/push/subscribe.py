@@ -37,19 +37,21 @@ class SubscriptionRefused(Exception):
         self.refusal = refusal
 
 
-def check_limits(
-    subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str
-) -> None:
-    """Raise ``SubscriptionRefused`` when one more subscription would pass a limit.
+def take_slot(subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str) -> None:
+    """Count a new subscription against the limits, or raise ``SubscriptionRefused``.
 
-    Two bounded ``Select=COUNT`` Queries; subscribing again to a task the connection already follows is
-    never refused (it adds nothing).
+    Per connection: a Query over the connection's own items, bounded by the limit (~100). Per task: one
+    conditional write on the task's counter (the subscription's removal gives the slot back). Subscribing
+    again to a task the connection already follows adds nothing and is never refused.
     """
+    if subscriptions.get(task_id, connection_id) is not None:
+        return
     on_connection = subscriptions.count_for_connection(connection_id, enough=limits.per_connection)
-    on_task = subscriptions.count_for_task(task_id, enough=limits.per_task)
-    refusal = limits.refuse_subscription(on_connection, on_task)
-    if refusal is not None and subscriptions.get(task_id, connection_id) is None:
+    refusal = limits.connection_refusal(on_connection)
+    if refusal is not None:
         raise SubscriptionRefused(refusal)
+    if not subscriptions.take_subscriber_slot(task_id, limits.per_task):
+        raise SubscriptionRefused(limits.task_refusal())
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def subscribe(
 ) -> SubscribeResult:
     if tasks.get_for_tenant(task_id, tenant) is None:
         raise TaskNotFound(task_id)
-    check_limits(subscriptions, limits, task_id, connection_id)
+    take_slot(subscriptions, limits, task_id, connection_id)
     subscriptions.begin(task_id, connection_id, tenant)
     try:
         messages, last = snapshot_messages(tasks, task_id, since_version)

@@ -105,12 +105,41 @@ def test_connections_past_the_tenants_limit_are_refused_with_429(limited: PushEn
     assert connect(limited, "c-5") == {"statusCode": 429}
 
 
-def test_a_lease_whose_disconnect_was_lost_stops_counting_when_it_expires(limited: PushEnv) -> None:
-    # Two connections made over two hours ago whose $disconnect never came.
-    long_ago = time.time() - 3 * 3600
+def test_leases_whose_disconnect_was_lost_stop_counting_once_they_expire(limited: PushEnv) -> None:
+    assert connect(limited, "lost-1") == {"statusCode": 200}
+    assert connect(limited, "lost-2") == {"statusCode": 200}
+    # Over two hours later: API Gateway closed both long ago, but their $disconnect never came.
     for connection_id in ("lost-1", "lost-2"):
-        limited.push.subscriptions.open_connection(connection_id, "acme", now=long_ago)
+        limited.dynamodb.update_item(
+            TableName=limited.settings.subscriptions_table,
+            Key={"task_id": {"S": CONNECTIONS_PREFIX + "acme"}, "connection_id": {"S": connection_id}},
+            UpdateExpression="SET expires_at = :past",
+            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 60)}},
+        )
+
+    # The counter refuses, the recount finds no live lease, and the connection is admitted.
     assert connect(limited, "c-1") == {"statusCode": 200}
+    assert connect(limited, "c-2") == {"statusCode": 200}
+    assert connect(limited, "c-3") == {"statusCode": 429}
+
+
+def test_unsubscribing_and_disconnecting_give_back_the_tasks_slots(limited: PushEnv) -> None:
+    task = limited.create_task()
+    first, second, third = (limited.connections.connect() for _ in range(3))
+    limited.subscribe(first, task.id)
+    limited.subscribe(second, task.id)
+    limited.subscribe(second, task.id)  # again: still one subscriber
+    limited.subscribe(third, task.id)
+    assert [frame["code"] for frame in errors(limited, third)] == ["subscriber_limit_exceeded"]
+
+    limited.ws(first, {"action": "unsubscribe", "task_id": task.id})
+    limited.subscribe(third, task.id)
+    limited.disconnect(second)
+    fourth = limited.connections.connect()
+    limited.subscribe(fourth, task.id)
+
+    assert len(errors(limited, third)) == 1 and errors(limited, fourth) == []
+    assert sorted(s.connection_id for s in limited.push.subscriptions.for_task(task.id)) == sorted([third, fourth])
 
 
 def test_a_connection_gone_during_fan_out_gives_back_its_lease(limited: PushEnv) -> None:

@@ -43,22 +43,14 @@ def test_subscription_limits_come_from_settings_with_documented_defaults() -> No
     assert (custom.long_polls_per_tenant, custom.long_poll_max_interval_s, custom.fanout_change_budget_s) == (6, 2, 7.5)
 
 
-def test_a_subscription_is_refused_by_the_first_limit_it_would_pass() -> None:
+def test_a_subscription_is_refused_past_either_limit_with_a_code_ending_in_limit_exceeded() -> None:
     limits = SubscriptionLimits(per_connection=2, per_task=3, connections_per_tenant=1)
-    assert limits.refuse_subscription(on_connection=1, on_task=2) is None
-    by_connection = limits.refuse_subscription(on_connection=2, on_task=0)
-    by_task = limits.refuse_subscription(on_connection=0, on_task=3)
+    assert limits.connection_refusal(on_connection=1) is None
+    by_connection = limits.connection_refusal(on_connection=2)
+    by_task = limits.task_refusal()
     assert by_connection is not None and by_connection.code == "subscription_limit_exceeded"
-    assert by_task is not None and by_task.code == "subscriber_limit_exceeded"
-    assert "2" in by_connection.message and "3" in by_task.message
-    for refusal in (by_connection, by_task):
-        assert refusal.code.endswith("limit_exceeded")
-
-
-def test_a_connection_is_refused_past_the_tenants_limit_counting_itself() -> None:
-    limits = SubscriptionLimits(connections_per_tenant=2)
-    assert not limits.refuse_connection(of_tenant=2)
-    assert limits.refuse_connection(of_tenant=3)
+    assert by_task.code == "subscriber_limit_exceeded"
+    assert "at most 2 tasks" in by_connection.message and "at most 3 subscribers" in by_task.message
 
 
 def test_rereads_start_fast_and_back_off_to_the_cap() -> None:
