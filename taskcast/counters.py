@@ -30,6 +30,14 @@ def _conditional_failed(error: ClientError) -> bool:
     return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
+def _condition_cancelled(error: ClientError) -> bool:
+    """A transaction cancelled because the counter's condition failed (not a conflict or a throttle)."""
+    if aws.error_code(error) != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
 class BoundedCounter:
     def __init__(
         self,
@@ -44,14 +52,24 @@ class BoundedCounter:
         self.clock = clock
         self.recount_every_s = recount_every_s
 
-    def take(self, key: dict[str, str], limit: int, ttl_s: int, recount: Callable[[], int]) -> bool:
-        """One more, if the count stays within ``limit``; ``recount`` answers the true count when refused."""
-        if self._add_within(key, limit, ttl_s):
+    def take(
+        self,
+        key: dict[str, str],
+        limit: int,
+        ttl_s: int,
+        recount: Callable[[], int],
+        with_item: dict[str, Any] | None = None,
+    ) -> bool:
+        """One more, if the count stays within ``limit``; ``recount`` answers the true count when refused.
+
+        ``with_item`` (DynamoDB form) is written in the same transaction, only when the count is taken.
+        """
+        if self._add_within(key, limit, ttl_s, with_item):
             return True
         if not self._claim_recount(key):
             return False
         self._set(key, recount())
-        return self._add_within(key, limit, ttl_s)
+        return self._add_within(key, limit, ttl_s, with_item)
 
     def give_back(self, key: dict[str, str]) -> None:
         try:
@@ -71,24 +89,29 @@ class BoundedCounter:
         item = self.client.get_item(TableName=self.table_name, Key=to_attributes(key), ConsistentRead=True).get("Item")
         return int(item["count"]["N"]) if item and "count" in item else 0
 
-    def _add_within(self, key: dict[str, str], limit: int, ttl_s: int) -> bool:
+    def _add_within(self, key: dict[str, str], limit: int, ttl_s: int, with_item: dict[str, Any] | None) -> bool:
         if limit < 1:
             return False
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": to_attributes(key),
+            "UpdateExpression": "ADD #count :one SET #ttl = :expires",
+            "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+            "ExpressionAttributeNames": {"#count": "count", "#ttl": TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": {
+                ":one": {"N": "1"},
+                ":limit": {"N": str(limit)},
+                ":expires": {"N": str(int(self.clock()) + ttl_s)},
+            },
+        }
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=to_attributes(key),
-                UpdateExpression="ADD #count :one SET #ttl = :expires",
-                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
-                ExpressionAttributeNames={"#count": "count", "#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":expires": {"N": str(int(self.clock()) + ttl_s)},
-                },
-            )
+            if with_item is None:
+                self.client.update_item(**update)
+            else:
+                put = {"TableName": self.table_name, "Item": with_item}
+                self.client.transact_write_items(TransactItems=[{"Update": update}, {"Put": put}])
         except ClientError as error:
-            if _conditional_failed(error):
+            if _conditional_failed(error) or _condition_cancelled(error):
                 return False
             raise
         return True

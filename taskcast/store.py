@@ -570,8 +570,14 @@ Each item carries:
     def _key(self, task_id: str, connection_id: str) -> dict[str, Any]:
         return to_attributes(subscription_key(task_id, connection_id))
 
-    def begin(self, task_id: str, connection_id: str, tenant: str, now: float | None = None) -> Subscription:
-        """Write the subscription as pending: live changes wait until ``confirm`` (or the hold expires)."""
+    def begin(
+        self, task_id: str, connection_id: str, tenant: str, now: float | None = None, *, slot_taken: bool = False
+    ) -> Subscription:
+        """Write the subscription as pending: live changes wait until ``confirm`` (or the hold expires).
+
+        ``slot_taken``: the caller took a subscriber slot for it; if the subscription existed already (a
+        second subscribe to the same task) the slot is given back, so each item holds exactly one.
+        """
         now = time.time() if now is None else now
         subscription = Subscription(
             task_id=task_id,
@@ -581,7 +587,11 @@ Each item carries:
             pending_until=now + HANDSHAKE_HOLD_S,
             expires_at=int(now) + self.ttl_s,
         )
-        self.client.put_item(TableName=self.table_name, Item=_subscription_item(subscription))
+        answer = self.client.put_item(
+            TableName=self.table_name, Item=_subscription_item(subscription), ReturnValues="ALL_OLD"
+        )
+        if slot_taken and answer.get("Attributes"):
+            self.give_back_subscriber_slot(task_id)
         return subscription
 
     def confirm(self, task_id: str, connection_id: str, after_version: int) -> bool:
@@ -675,24 +685,22 @@ Each item carries:
         """Count the connection against its tenant's ``limit`` and write its lease; False when refused.
 
         The lease expires on its own after API Gateway's longest connection; the count is a conditional
-        write, repaired from the live leases when it refuses (``BoundedCounter``).
+        write in the same transaction as the lease, repaired from the live leases when it refuses
+        (``BoundedCounter``).
         """
         now = time.time() if now is None else now
-        admitted = self.counter.take(
-            counter_key(connections_key(tenant)),
-            limit,
-            CONNECTION_LEASE_S,
-            recount=lambda: self.count_connections(tenant, enough=limit + 1),
-        )
-        if not admitted:
-            return False
-        data = {
+        lease = {
             **subscription_key(connections_key(tenant), connection_id),
             "tenant": tenant,
             TTL_ATTRIBUTE: int(now) + CONNECTION_LEASE_S,
         }
-        self.client.put_item(TableName=self.table_name, Item=to_attributes(data))
-        return True
+        return self.counter.take(
+            counter_key(connections_key(tenant)),
+            limit,
+            CONNECTION_LEASE_S,
+            recount=lambda: self.count_connections(tenant, enough=limit + 1),
+            with_item=to_attributes(lease),
+        )
 
     def close_connection(self, connection_id: str, tenant: str) -> None:
         self.remove(connections_key(tenant), connection_id)
@@ -724,15 +732,19 @@ Each item carries:
         }
         return [item["task_id"]["S"] for item in self._query(kwargs)]
 
-    def remove_connection(self, connection_id: str) -> int:
-        """Delete every subscription of a connection, and its lease; returns how many were deleted.
+    def remove_connection(self, connection_id: str, tenant: str | None = None) -> int:
+        """Delete every subscription of a connection, and its lease; returns how many items were deleted.
 
         One by one, so that each count is given back exactly once (``$disconnect`` and the fan-out's
         ``GoneException`` cleanup may both get here). The GSI is eventually consistent, so a subscription
         written a moment before may survive: the fan-out removes it on its first ``GoneException`` and the
-        TTL removes it in any case.
+        TTL removes it in any case. With ``tenant`` the lease is deleted by its key even if the GSI does not
+        show it yet.
         """
-        return sum(self.remove(task_id, connection_id) for task_id in self.tasks_of_connection(connection_id))
+        task_ids = self.tasks_of_connection(connection_id)
+        if tenant and connections_key(tenant) not in task_ids:
+            task_ids.append(connections_key(tenant))
+        return sum(self.remove(task_id, connection_id) for task_id in task_ids)
 
     def _query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return query_items(self.client, kwargs)

@@ -79,9 +79,7 @@ class Routes:
         return TOO_MANY_CONNECTIONS
 
     def disconnect(self, connection_id: str, tenant: str | None) -> None:
-        if tenant:
-            self.push.subscriptions.close_connection(connection_id, tenant)  # by key: the GSI may lag
-        self.push.subscriptions.remove_connection(connection_id)
+        self.push.subscriptions.remove_connection(connection_id, tenant)
 
 
 def handle_event(event: dict[str, Any], deps: WebSocketDeps) -> dict[str, Any]:

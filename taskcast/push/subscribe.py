@@ -37,21 +37,22 @@ class SubscriptionRefused(Exception):
         self.refusal = refusal
 
 
-def take_slot(subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str) -> None:
-    """Count a new subscription against the limits, or raise ``SubscriptionRefused``.
+def take_slot(subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str) -> bool:
+    """Count a new subscription against the limits, or raise ``SubscriptionRefused``; True if a slot was taken.
 
     Per connection: a Query over the connection's own items, bounded by the limit (~100). Per task: one
     conditional write on the task's counter (the subscription's removal gives the slot back). Subscribing
     again to a task the connection already follows adds nothing and is never refused.
     """
-    if subscriptions.get(task_id, connection_id) is not None:
-        return
     on_connection = subscriptions.count_for_connection(connection_id, enough=limits.per_connection)
     refusal = limits.connection_refusal(on_connection)
-    if refusal is not None:
+    taken = refusal is None and subscriptions.take_subscriber_slot(task_id, limits.per_task)
+    if refusal is None and not taken:
+        refusal = limits.task_refusal()
+    # Only a refusal pays for this read: the common case needs no existence check.
+    if refusal is not None and subscriptions.get(task_id, connection_id) is None:
         raise SubscriptionRefused(refusal)
-    if not subscriptions.take_subscriber_slot(task_id, limits.per_task):
-        raise SubscriptionRefused(limits.task_refusal())
+    return taken
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def subscribe(
 ) -> SubscribeResult:
     if tasks.get_for_tenant(task_id, tenant) is None:
         raise TaskNotFound(task_id)
-    take_slot(subscriptions, limits, task_id, connection_id)
-    subscriptions.begin(task_id, connection_id, tenant)
+    taken = take_slot(subscriptions, limits, task_id, connection_id)
+    subscriptions.begin(task_id, connection_id, tenant, slot_taken=taken)
     try:
         messages, last = snapshot_messages(tasks, task_id, since_version)
         sent: list[int] = []
