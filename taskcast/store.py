@@ -702,9 +702,6 @@ Each item carries:
             with_item=to_attributes(lease),
         )
 
-    def close_connection(self, connection_id: str, tenant: str) -> None:
-        self.remove(connections_key(tenant), connection_id)
-
     def count_connections(self, tenant: str, enough: int, now: float | None = None) -> int:
         """The tenant's live connection leases, counted up to ``enough``."""
         now = time.time() if now is None else now

@@ -70,7 +70,7 @@ class Routes:
             self.reply(connection_id, refusal.as_message())
 
     def connect(self, connection_id: str, tenant: str | None) -> dict[str, Any]:
-        """Admit a connection within its tenant's limit (one conditional write, then the lease)."""
+        """Admit a connection within its tenant's limit: one transaction takes the count and writes the lease."""
         if not tenant:
             return OK  # cannot happen behind the authorizer; its messages are refused anyway
         if self.push.subscriptions.open_connection(connection_id, tenant, self.push.limits.connections_per_tenant):
