@@ -30,14 +30,6 @@ def _conditional_failed(error: ClientError) -> bool:
     return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
-def _condition_cancelled(error: ClientError) -> bool:
-    """A transaction cancelled because the counter's condition failed (not a conflict or a throttle)."""
-    if aws.error_code(error) != "TransactionCanceledException":
-        return False
-    reasons = error.response.get("CancellationReasons") or []
-    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
-
-
 class BoundedCounter:
     def __init__(
         self,
@@ -46,30 +38,26 @@ class BoundedCounter:
         *,
         clock: Callable[[], float] = time.time,
         recount_every_s: float = RECOUNT_EVERY_S,
+        attribute: str = "count",
+        keep_ttl: bool = False,
     ) -> None:
+        """``attribute``: where the count lives (the item may be something else too, e.g. a lease);
+        ``keep_ttl``: leave an existing ``expires_at`` alone instead of extending it on each take."""
         self.table_name = table_name
         self.client = client or aws.client("dynamodb")
         self.clock = clock
         self.recount_every_s = recount_every_s
+        self.attribute = attribute
+        self.keep_ttl = keep_ttl
 
-    def take(
-        self,
-        key: dict[str, str],
-        limit: int,
-        ttl_s: int,
-        recount: Callable[[], int],
-        with_item: dict[str, Any] | None = None,
-    ) -> bool:
-        """One more, if the count stays within ``limit``; ``recount`` answers the true count when refused.
-
-        ``with_item`` (DynamoDB form) is written in the same transaction, only when the count is taken.
-        """
-        if self._add_within(key, limit, ttl_s, with_item):
+    def take(self, key: dict[str, str], limit: int, ttl_s: int, recount: Callable[[], int]) -> bool:
+        """One more, if the count stays within ``limit``; ``recount`` answers the true count when refused."""
+        if self._add_within(key, limit, ttl_s):
             return True
         if not self._claim_recount(key):
             return False
         self._set(key, recount())
-        return self._add_within(key, limit, ttl_s, with_item)
+        return self._add_within(key, limit, ttl_s)
 
     def give_back(self, key: dict[str, str]) -> None:
         try:
@@ -78,7 +66,7 @@ class BoundedCounter:
                 Key=to_attributes(key),
                 UpdateExpression="ADD #count :minus_one",
                 ConditionExpression="#count > :zero",
-                ExpressionAttributeNames={"#count": "count"},
+                ExpressionAttributeNames={"#count": self.attribute},
                 ExpressionAttributeValues={":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
             )
         except ClientError as error:
@@ -87,31 +75,27 @@ class BoundedCounter:
 
     def value(self, key: dict[str, str]) -> int:
         item = self.client.get_item(TableName=self.table_name, Key=to_attributes(key), ConsistentRead=True).get("Item")
-        return int(item["count"]["N"]) if item and "count" in item else 0
+        return int(item[self.attribute]["N"]) if item and self.attribute in item else 0
 
-    def _add_within(self, key: dict[str, str], limit: int, ttl_s: int, with_item: dict[str, Any] | None) -> bool:
+    def _add_within(self, key: dict[str, str], limit: int, ttl_s: int) -> bool:
         if limit < 1:
             return False
-        update: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": to_attributes(key),
-            "UpdateExpression": "ADD #count :one SET #ttl = :expires",
-            "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
-            "ExpressionAttributeNames": {"#count": "count", "#ttl": TTL_ATTRIBUTE},
-            "ExpressionAttributeValues": {
-                ":one": {"N": "1"},
-                ":limit": {"N": str(limit)},
-                ":expires": {"N": str(int(self.clock()) + ttl_s)},
-            },
-        }
+        expires = "if_not_exists(#ttl, :expires)" if self.keep_ttl else ":expires"
         try:
-            if with_item is None:
-                self.client.update_item(**update)
-            else:
-                put = {"TableName": self.table_name, "Item": with_item}
-                self.client.transact_write_items(TransactItems=[{"Update": update}, {"Put": put}])
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=to_attributes(key),
+                UpdateExpression=f"ADD #count :one SET #ttl = {expires}",
+                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
+                ExpressionAttributeNames={"#count": self.attribute, "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(limit)},
+                    ":expires": {"N": str(int(self.clock()) + ttl_s)},
+                },
+            )
         except ClientError as error:
-            if _conditional_failed(error) or _condition_cancelled(error):
+            if _conditional_failed(error):
                 return False
             raise
         return True
@@ -141,6 +125,6 @@ class BoundedCounter:
             TableName=self.table_name,
             Key=to_attributes(key),
             UpdateExpression="SET #count = :count",
-            ExpressionAttributeNames={"#count": "count"},
+            ExpressionAttributeNames={"#count": self.attribute},
             ExpressionAttributeValues={":count": {"N": str(max(0, count))}},
         )

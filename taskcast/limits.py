@@ -44,10 +44,8 @@ class SubscriptionLimits:
             connections_per_tenant=settings.connections_per_tenant,
         )
 
-    def connection_refusal(self, on_connection: int) -> LimitExceeded | None:
-        """Whether the connection, following ``on_connection`` tasks already, may not follow one more."""
-        if within(on_connection + 1, self.per_connection):
-            return None
+    def connection_refusal(self) -> LimitExceeded:
+        """The answer when the connection already follows ``per_connection`` tasks."""
         return LimitExceeded(
             "subscription_limit_exceeded",
             f"A connection may subscribe to at most {self.per_connection} tasks; unsubscribe from one first.",

@@ -14,7 +14,8 @@ The tasks table holds, per partition key ``pk``:
 The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``), and
 one connection lease per open connection: ``task_id = "#connections#<tenant>"``, ``connection_id`` the
 connection's, and the counters of the limits (``BoundedCounter``): ``task_id = "#count#<name>"``,
-``connection_id = "#"``, for subscribers per task and connections per tenant. ``#`` sorts before every
+``connection_id = "#"``, for subscribers per task and connections per tenant (a connection's
+subscriptions are counted on its lease, attribute ``subscriptions``). ``#`` sorts before every
 task id (task ids start with a letter or digit), so a connection's subscriptions are a key range of the
 ``by-connection`` GSI without its lease, and ``$disconnect`` deletes the lease with the subscriptions.
 The tasks table also holds long-poll leases (``taskcast.long_polls``): ``pk = "#long-polls#<tenant>"``,
@@ -494,6 +495,11 @@ def subscribers_key(task_id: str) -> str:
     return f"{LEASE_PREFIX}subscribers#{task_id}"
 
 
+def lease_key(tenant: str, connection_id: str) -> dict[str, str]:
+    """The key of a connection's lease, which also carries the count of its subscriptions."""
+    return subscription_key(connections_key(tenant), connection_id)
+
+
 def counter_key(name: str) -> dict[str, str]:
     """The key of the counter item of ``name`` (a ``BoundedCounter``), in its own partition."""
     return subscription_key(f"{LEASE_PREFIX}count#{name}", LEASE_PREFIX)
@@ -566,6 +572,8 @@ Each item carries:
         self.client = client or aws.client("dynamodb")
         self.ttl_s = ttl_s
         self.counter = BoundedCounter(table_name, self.client)
+        # A connection's subscriptions are counted on its lease item, beside the lease's own fields.
+        self.per_connection = BoundedCounter(table_name, self.client, attribute="subscriptions", keep_ttl=True)
 
     def _key(self, task_id: str, connection_id: str) -> dict[str, Any]:
         return to_attributes(subscription_key(task_id, connection_id))
@@ -575,8 +583,8 @@ Each item carries:
     ) -> Subscription:
         """Write the subscription as pending: live changes wait until ``confirm`` (or the hold expires).
 
-        ``slot_taken``: the caller took a subscriber slot for it; if the subscription existed already (a
-        second subscribe to the same task) the slot is given back, so each item holds exactly one.
+        ``slot_taken``: the caller took its slots (the task's, the connection's); if the subscription
+        existed already (a second subscribe to the same task) they are given back, so each item holds one.
         """
         now = time.time() if now is None else now
         subscription = Subscription(
@@ -592,6 +600,7 @@ Each item carries:
         )
         if slot_taken and answer.get("Attributes"):
             self.give_back_subscriber_slot(task_id)
+            self.give_back_connection_slot(connection_id, tenant)
         return subscription
 
     def confirm(self, task_id: str, connection_id: str, after_version: int) -> bool:
@@ -621,16 +630,19 @@ Each item carries:
         return _subscription_from_item(item) if item else None
 
     def remove(self, task_id: str, connection_id: str) -> bool:
-        """Delete a subscription (or a connection's lease) and give its count back; False if it was not there."""
+        """Delete a subscription (or a connection's lease) and give its counts back; False if it was not there."""
         answer = self.client.delete_item(
             TableName=self.table_name, Key=self._key(task_id, connection_id), ReturnValues="ALL_OLD"
         )
-        if not answer.get("Attributes"):
+        old = answer.get("Attributes")
+        if not old:
             return False
         if task_id.startswith(CONNECTIONS_PREFIX):
-            self.counter.give_back(counter_key(task_id))
+            if "tenant" in old:  # written by open_connection, so counted (a count-only lease never was)
+                self.counter.give_back(counter_key(task_id))
         elif not task_id.startswith(LEASE_PREFIX):
-            self.counter.give_back(counter_key(subscribers_key(task_id)))
+            self.give_back_subscriber_slot(task_id)
+            self.give_back_connection_slot(connection_id, old.get("tenant", {}).get("S", ""))
         return True
 
     def for_task(self, task_id: str) -> list[Subscription]:
@@ -681,26 +693,36 @@ Each item carries:
     def give_back_subscriber_slot(self, task_id: str) -> None:
         self.counter.give_back(counter_key(subscribers_key(task_id)))
 
+    def take_connection_slot(self, connection_id: str, tenant: str, limit: int) -> bool:
+        """Count one more subscription of the connection, on its lease, if it stays within ``limit``."""
+        return self.per_connection.take(
+            lease_key(tenant, connection_id),
+            limit,
+            CONNECTION_LEASE_S,
+            recount=lambda: self.count_for_connection(connection_id, enough=limit + 1),
+        )
+
+    def give_back_connection_slot(self, connection_id: str, tenant: str) -> None:
+        if tenant:
+            self.per_connection.give_back(lease_key(tenant, connection_id))
+
     def open_connection(self, connection_id: str, tenant: str, limit: int, now: float | None = None) -> bool:
         """Count the connection against its tenant's ``limit`` and write its lease; False when refused.
 
         The lease expires on its own after API Gateway's longest connection; the count is a conditional
-        write in the same transaction as the lease, repaired from the live leases when it refuses
-        (``BoundedCounter``).
+        write, repaired from the live leases when it refuses (``BoundedCounter``).
         """
         now = time.time() if now is None else now
-        lease = {
-            **subscription_key(connections_key(tenant), connection_id),
-            "tenant": tenant,
-            TTL_ATTRIBUTE: int(now) + CONNECTION_LEASE_S,
-        }
-        return self.counter.take(
+        admitted = self.counter.take(
             counter_key(connections_key(tenant)),
             limit,
             CONNECTION_LEASE_S,
             recount=lambda: self.count_connections(tenant, enough=limit + 1),
-            with_item=to_attributes(lease),
         )
+        if admitted:
+            lease = {**lease_key(tenant, connection_id), "tenant": tenant, TTL_ATTRIBUTE: int(now) + CONNECTION_LEASE_S}
+            self.client.put_item(TableName=self.table_name, Item=to_attributes(lease))
+        return admitted
 
     def count_connections(self, tenant: str, enough: int, now: float | None = None) -> int:
         """The tenant's live connection leases, counted up to ``enough``."""

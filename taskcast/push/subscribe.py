@@ -37,22 +37,26 @@ class SubscriptionRefused(Exception):
         self.refusal = refusal
 
 
-def take_slot(subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str) -> bool:
-    """Count a new subscription against the limits, or raise ``SubscriptionRefused``; True if a slot was taken.
+def take_slots(
+    subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str, tenant: str
+) -> bool:
+    """Count a new subscription against the limits, or raise ``SubscriptionRefused``; True if slots were taken.
 
-    Per connection: a Query over the connection's own items, bounded by the limit (~100). Per task: one
-    conditional write on the task's counter (the subscription's removal gives the slot back). Subscribing
-    again to a task the connection already follows adds nothing and is never refused.
+    Two conditional writes: the connection's count (on its lease) and the task's counter; the
+    subscription's removal gives both back. Subscribing again to a task the connection already follows
+    adds nothing and is never refused.
     """
-    on_connection = subscriptions.count_for_connection(connection_id, enough=limits.per_connection)
-    refusal = limits.connection_refusal(on_connection)
-    taken = refusal is None and subscriptions.take_subscriber_slot(task_id, limits.per_task)
-    if refusal is None and not taken:
+    if not subscriptions.take_connection_slot(connection_id, tenant, limits.per_connection):
+        refusal = limits.connection_refusal()
+    elif not subscriptions.take_subscriber_slot(task_id, limits.per_task):
+        subscriptions.give_back_connection_slot(connection_id, tenant)
         refusal = limits.task_refusal()
+    else:
+        return True
     # Only a refusal pays for this read: the common case needs no existence check.
-    if refusal is not None and subscriptions.get(task_id, connection_id) is None:
+    if subscriptions.get(task_id, connection_id) is None:
         raise SubscriptionRefused(refusal)
-    return taken
+    return False
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def subscribe(
 ) -> SubscribeResult:
     if tasks.get_for_tenant(task_id, tenant) is None:
         raise TaskNotFound(task_id)
-    taken = take_slot(subscriptions, limits, task_id, connection_id)
+    taken = take_slots(subscriptions, limits, task_id, connection_id, tenant)
     subscriptions.begin(task_id, connection_id, tenant, slot_taken=taken)
     try:
         messages, last = snapshot_messages(tasks, task_id, since_version)

@@ -45,10 +45,9 @@ def test_subscription_limits_come_from_settings_with_documented_defaults() -> No
 
 def test_a_subscription_is_refused_past_either_limit_with_a_code_ending_in_limit_exceeded() -> None:
     limits = SubscriptionLimits(per_connection=2, per_task=3, connections_per_tenant=1)
-    assert limits.connection_refusal(on_connection=1) is None
-    by_connection = limits.connection_refusal(on_connection=2)
+    by_connection = limits.connection_refusal()
     by_task = limits.task_refusal()
-    assert by_connection is not None and by_connection.code == "subscription_limit_exceeded"
+    assert by_connection.code == "subscription_limit_exceeded"
     assert by_task.code == "subscriber_limit_exceeded"
     assert "at most 2 tasks" in by_connection.message and "at most 3 subscribers" in by_task.message
 
