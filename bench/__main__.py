@@ -29,6 +29,7 @@ from bench.lag import LagPlan, run_lag
 from bench.probe import CallProbe, Probes, wait_until_quiet
 from bench.simulate import FULL_PLAN, QUICK_PLAN, SimConfig, SimPlan, run_plan, target_check
 from bench.startup import StartupPlan, run_startup
+from taskcast.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,22 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
     return "\n\n".join(parts) + "\n"
 
 
+def stack_limits(mode: Mode) -> dict[str, str]:
+    """The per-tenant limits the benchmark needs, set explicitly: it opens every connection, subscriber and
+    long-poll as one tenant (thousands of subscribers on one task), which the defaults are there to stop.
+    Connections are counted as if none closed in between, since ``$disconnect`` runs asynchronously. One
+    change to 5,000 local connections takes 11-14 s on a loaded machine: its fan-out budget is raised to
+    just under the consumer's 60 s timeout so the measurement is of the fan-out, not of the retry."""
+    defaults = Settings()
+    connections = sum(mode.fanout.one_task_sizes) + sum(mode.fanout.many_task_sizes) + mode.lag.push_connections
+    return {
+        "TASKCAST_SUBSCRIBERS_PER_TASK": str(max(defaults.subscribers_per_task, *mode.fanout.one_task_sizes) + 100),
+        "TASKCAST_CONNECTIONS_PER_TENANT": str(max(defaults.connections_per_tenant, connections + 100)),
+        "TASKCAST_LONG_POLLS_PER_TENANT": str(max(defaults.long_polls_per_tenant, mode.lag.count("long-poll") + 5)),
+        "TASKCAST_FANOUT_CHANGE_BUDGET": "50",
+    }
+
+
 def run_probed_stack(mode: Mode, parts: set[str], calls_dir: Path | None) -> dict[str, Any]:
     """The lag, fan-out and job parts, on one stack with the call probe on every process's path."""
     from taskcast.local.testing import running_stack  # the stack pulls in moto: import only when running
@@ -245,7 +262,11 @@ def run_probed_stack(mode: Mode, parts: set[str], calls_dir: Path | None) -> dic
             probe_path = os.pathsep.join([str(PROBE_SITE), str(PROJECT_ROOT)])
             with running_stack(
                 python_path=[PROBE_SITE, PROJECT_ROOT],
-                environment={"TASKCAST_BENCH_PROBE_DIR": folder, "TASKCAST_LOCAL_FUNCTION_PYTHONPATH": probe_path},
+                environment={
+                    "TASKCAST_BENCH_PROBE_DIR": folder,
+                    "TASKCAST_LOCAL_FUNCTION_PYTHONPATH": probe_path,
+                    **stack_limits(mode),
+                },
                 log_level="WARNING",
             ) as stack:
                 log(f"stack up: {stack.http_url} {stack.ws_url}")

@@ -15,6 +15,8 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
+from taskcast.limits import rereads_of_hold
+
 REGION = "us-east-1"
 PRICES_TAKEN = "2026-11-22"
 
@@ -137,8 +139,10 @@ class Scenario:
     backoff_factor: float = 1.5
     backoff_cap_s: float = 28.0
     long_poll_wait_s: float = 25.0
-    # How often a held long-poll re-reads the task (the REST handler's TASKCAST_LONG_POLL_INTERVAL).
+    # When a held long-poll re-reads the task: after TASKCAST_LONG_POLL_INTERVAL, doubling up to
+    # TASKCAST_LONG_POLL_MAX_INTERVAL (the REST handler's settings).
     long_poll_check_s: float = 0.1
+    long_poll_max_check_s: float = 1.0
     subscribers_per_task: int = 1
     # Share of tasks that are followed by a webhook instead of WebSocket subscribers (the mixed row).
     webhook_share: float = 0.0
@@ -300,8 +304,13 @@ def long_poll_usage(s: Scenario) -> Usage:
     holds = long_poll_holds(s.change_times(), s.long_poll_wait_s)
     per_client = Usage()
     for hold in holds:
-        rereads = math.floor(hold / s.long_poll_check_s)
-        per_client = per_client + rest_call(s, extra_ms=hold * 1000, strong_reads=1 + rereads)
+        if hold <= 0:
+            per_client = per_client + rest_call(s)
+            continue
+        rereads = rereads_of_hold(hold, s.long_poll_check_s, max(s.long_poll_check_s, s.long_poll_max_check_s))
+        # The hold's lease (taskcast.long_polls): written, counted (one read unit) and deleted.
+        lease = Usage(dynamodb_write_units=2, dynamodb_read_units=1)
+        per_client = per_client + rest_call(s, extra_ms=hold * 1000, strong_reads=1 + rereads) + lease
     per_client = per_client + rest_authorizations(s, sum(holds)) + result_fetch(s)
     return per_client.times(s.subscribers_per_task)
 
@@ -354,11 +363,18 @@ def websocket_usage(s: Scenario) -> Usage:
 
 
 def webhook_usage(s: Scenario) -> Usage:
-    """Per task with one callback: one signed POST per change, each logged; failures retried via SQS."""
+    """Per task with one callback: one signed POST per change, each logged; failures retried via SQS.
+
+    Every attempt is one queue hop from the stream (sent, received and deleted: 3 SQS requests, counted
+    unbatched as an upper bound) and runs in the delivery function under a tenant slot (a read, a take and
+    a give-back) after the endpoint's breaker is read.
+    """
     posts = s.state_writes
     consumer = stream_consumer_usage(s, 1, s.webhook_response_ms)
     # Per change: the callback's state read (disabled? already logged?), then the attempt logged.
     log = Usage(dynamodb_read_units=posts, dynamodb_write_units=posts)
+    hand_off = Usage(sqs_requests=3, dynamodb_read_units=2, dynamodb_write_units=2).times(posts)
+    log = log + hand_off
     retries = posts * s.webhook_failure_share
     # A retry is sent, received and deleted (3 SQS requests), runs the retry function and logs again.
     retry = (

@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--backoff-cap", type=float, default=defaults.backoff_cap_s, help="longest backoff delay, seconds")
     add("--long-poll-wait", type=float, default=defaults.long_poll_wait_s, help="?wait= of each long-poll")
     add("--long-poll-check", type=float, default=defaults.long_poll_check_s,
-        help="how often a held long-poll re-reads the task, seconds")
+        help="when a held long-poll first re-reads the task, seconds")
+    add("--long-poll-max-check", type=float, default=defaults.long_poll_max_check_s,
+        help="the longest gap between a held long-poll's re-reads (doubling up to it), seconds")
     add("--subscribers", type=int, default=defaults.subscribers_per_task, help="clients following each task")
     add("--webhook-share", type=float, default=defaults.webhook_share,
         help="share of tasks followed by webhook instead of WebSocket (adds a mixed row when between 0 and 1)")
@@ -49,6 +51,7 @@ def scenario_from(args: argparse.Namespace) -> cost.Scenario:
         backoff_cap_s=args.backoff_cap,
         long_poll_wait_s=args.long_poll_wait,
         long_poll_check_s=args.long_poll_check,
+        long_poll_max_check_s=args.long_poll_max_check,
         subscribers_per_task=args.subscribers,
         webhook_share=args.webhook_share,
         webhook_failure_share=args.webhook_failures,
@@ -79,7 +82,8 @@ def assumptions(s: cost.Scenario) -> list[str]:
         f"WebSocket, {s.authorizer_ms:g} ms authorizer, {s.stream_consumer_ms:g} ms stream consumer + "
         f"{s.connection_post_ms:g} ms per {s.fanout_workers} parallel @connections posts, "
         f"{s.webhook_response_ms:g} ms per webhook answer), worker {s.worker_memory_mb} MB, arm64.",
-        f"Long-poll re-reads the task every {s.long_poll_check_s:g} s while held; REST authorizer cached "
+        f"Long-poll re-reads the task after {s.long_poll_check_s:g} s, doubling up to every "
+        f"{s.long_poll_max_check_s:g} s, while held; REST authorizer cached "
         f"{cost.AUTHORIZER_CACHE_S} s; every client fetches the result once.",
         f"Base cost, the same for every transport (create, worker, {s.state_writes} state writes with history): "
         f"{_money(base.cost.total)} a month.",

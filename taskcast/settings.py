@@ -64,11 +64,19 @@ class Settings:
     retention_days: int = 7
     inline_limit_bytes: int = 256 * KIB
     long_poll_max_s: float = 25.0
-    long_poll_interval_s: float = 0.1
+    long_poll_interval_s: float = 0.1  # the first re-read of a hold; later ones back off (doubling)
+    long_poll_max_interval_s: float = 1.0  # the longest gap between a hold's re-reads
+    long_polls_per_tenant: int = 20  # concurrent held requests of one tenant; more answer 429
     retry_after_s: int = 2
     # API Gateway keeps a WebSocket at most 2 hours; subscriptions outlive that by a margin.
     subscription_ttl_s: int = 3 * 3600
     fanout_workers: int = 16
+    # WebSocket limits (docs/operations.md, "Security: limits and defaults").
+    subscriptions_per_connection: int = 100
+    subscribers_per_task: int = 2000
+    connections_per_tenant: int = 5000
+    # The most time one change's posts may take before the rest fail (the stream record is then retried).
+    fanout_change_budget_s: float = 20.0
     # Large payloads through S3 (docs/large-payloads.md).
     upload_events_queue_url: str = ""
     upload_url_ttl_s: int = 600  # how long a presigned upload URL stays valid
@@ -126,8 +134,22 @@ class Settings:
             long_poll_interval_s=float(
                 env.get("TASKCAST_LONG_POLL_INTERVAL", defaults.long_poll_interval_s)
             ),
+            long_poll_max_interval_s=float(
+                env.get("TASKCAST_LONG_POLL_MAX_INTERVAL", defaults.long_poll_max_interval_s)
+            ),
+            long_polls_per_tenant=int(env.get("TASKCAST_LONG_POLLS_PER_TENANT", defaults.long_polls_per_tenant)),
             retry_after_s=int(env.get("TASKCAST_RETRY_AFTER", defaults.retry_after_s)),
             fanout_workers=int(env.get("TASKCAST_FANOUT_WORKERS", defaults.fanout_workers)),
+            subscriptions_per_connection=int(
+                env.get("TASKCAST_SUBSCRIPTIONS_PER_CONNECTION", defaults.subscriptions_per_connection)
+            ),
+            subscribers_per_task=int(env.get("TASKCAST_SUBSCRIBERS_PER_TASK", defaults.subscribers_per_task)),
+            connections_per_tenant=int(
+                env.get("TASKCAST_CONNECTIONS_PER_TENANT", defaults.connections_per_tenant)
+            ),
+            fanout_change_budget_s=float(
+                env.get("TASKCAST_FANOUT_CHANGE_BUDGET", defaults.fanout_change_budget_s)
+            ),
             upload_events_queue_url=env.get("UPLOAD_EVENTS_QUEUE_URL", ""),
             upload_url_ttl_s=int(env.get("TASKCAST_UPLOAD_URL_TTL", defaults.upload_url_ttl_s)),
             upload_grace_s=int(env.get("TASKCAST_UPLOAD_GRACE", defaults.upload_grace_s)),

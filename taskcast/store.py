@@ -14,7 +14,15 @@ The tasks table holds, per partition key ``pk``:
 - ``pk = "BREAKER#<tenant> <origin>"``, ``sk = "BREAKER"``: a webhook endpoint's circuit breaker (``Breakers``);
 - ``pk = "SLOTS#<tenant>"``, ``sk = "SLOT#<n>"``: a tenant's webhook delivery slots (``DeliverySlots``).
 
-The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``).
+The subscriptions table holds one item per (``task_id``, ``connection_id``) (``SubscriptionStore``), and
+one connection lease per open connection: ``task_id = "#connections#<tenant>"``, ``connection_id`` the
+connection's, and the counters of the limits (``BoundedCounter``): ``task_id = "#count#<name>"``,
+``connection_id = "#"``, for subscribers per task and connections per tenant (a connection's
+subscriptions are counted on its lease, attribute ``subscriptions``). ``#`` sorts before every
+task id (task ids start with a letter or digit), so a connection's subscriptions are a key range of the
+``by-connection`` GSI without its lease, and ``$disconnect`` deletes the lease with the subscriptions.
+The tasks table also holds long-poll leases (``taskcast.long_polls``): ``pk = "#long-polls#<tenant>"``,
+``sk`` = a request id.
 
 Every item carries the TTL attribute ``expires_at``. Values that are arbitrary JSON (input, result,
 error, history entries, log entries) are stored as JSON strings so that numbers keep their type.
@@ -33,6 +41,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from taskcast import aws
+from taskcast.counters import BoundedCounter
 from taskcast.models import Status, Task, history_entry, is_expired, now_iso
 from taskcast.webhooks.breaker import BreakerState
 from taskcast.webhooks.format import Outcome
@@ -127,6 +136,32 @@ OwnedT = TypeVar("OwnedT", bound=Owned)
 def owned_by(record: OwnedT | None, tenant: str) -> OwnedT | None:
     """``record`` if it belongs to ``tenant``; None either way otherwise (no existence leak)."""
     return record if record is not None and record.tenant == tenant else None
+
+
+def count_items(dynamodb: Any, request: dict[str, Any], enough: int, max_pages: int = 10) -> int:
+    """How many items a Query matches, counting no further than ``enough`` (``Select=COUNT``, ``Limit``).
+
+    Each page evaluates at most ``enough`` items and the pages are bounded, so the read cost is bounded
+    whatever the partition holds; a count that stops early is a lower bound (enough to refuse or allow).
+    """
+    request = {**request, "Select": "COUNT", "Limit": max(1, enough)}
+    count = 0
+    for _ in range(max_pages):
+        page = dynamodb.query(**request)
+        count += int(page.get("Count", 0))
+        if count >= enough or "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return count
+
+
+def live_filter(now: float) -> dict[str, Any]:
+    """A Query filter that skips items past their TTL (DynamoDB deletes them lazily, up to days later)."""
+    return {
+        "FilterExpression": "#ttl > :now",
+        "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+    }
 
 
 def query_items(dynamodb: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -592,9 +627,34 @@ class DeliverySlots:
 
 # --- the subscriptions table -------------------------------------------------------------------------
 
+# Lease items sort before every task id (which starts with a letter or digit): see the module docstring.
+LEASE_PREFIX = "#"
+_FIRST_TASK_ID = "0"
+CONNECTIONS_PREFIX = f"{LEASE_PREFIX}connections#"
+# API Gateway closes a WebSocket after 2 hours at most: a lease whose $disconnect was lost ends by then.
+CONNECTION_LEASE_S = 2 * 3600 + 300
+
+
+def connections_key(tenant: str) -> str:
+    return f"{CONNECTIONS_PREFIX}{tenant}"
+
+
+def subscribers_key(task_id: str) -> str:
+    return f"{LEASE_PREFIX}subscribers#{task_id}"
+
+
+def lease_key(tenant: str, connection_id: str) -> dict[str, str]:
+    """The key of a connection's lease, which also carries the count of its subscriptions."""
+    return subscription_key(connections_key(tenant), connection_id)
+
+
+def counter_key(name: str) -> dict[str, str]:
+    """The key of the counter item of ``name`` (a ``BoundedCounter``), in its own partition."""
+    return subscription_key(f"{LEASE_PREFIX}count#{name}", LEASE_PREFIX)
+
+
 # How long a subscribe handshake may hold back live changes before the consumer stops waiting for it.
 HANDSHAKE_HOLD_S = 5.0
-_BATCH_WRITE_LIMIT = 25
 
 
 @dataclass(frozen=True)
@@ -659,12 +719,21 @@ Each item carries:
         self.table_name = table_name
         self.client = client or aws.client("dynamodb")
         self.ttl_s = ttl_s
+        self.counter = BoundedCounter(table_name, self.client)
+        # A connection's subscriptions are counted on its lease item, beside the lease's own fields.
+        self.per_connection = BoundedCounter(table_name, self.client, attribute="subscriptions", keep_ttl=True)
 
     def _key(self, task_id: str, connection_id: str) -> dict[str, Any]:
         return to_attributes(subscription_key(task_id, connection_id))
 
-    def begin(self, task_id: str, connection_id: str, tenant: str, now: float | None = None) -> Subscription:
-        """Write the subscription as pending: live changes wait until ``confirm`` (or the hold expires)."""
+    def begin(
+        self, task_id: str, connection_id: str, tenant: str, now: float | None = None, *, slot_taken: bool = False
+    ) -> Subscription:
+        """Write the subscription as pending: live changes wait until ``confirm`` (or the hold expires).
+
+        ``slot_taken``: the caller took its slots (the task's, the connection's); if the subscription
+        existed already (a second subscribe to the same task) they are given back, so each item holds one.
+        """
         now = time.time() if now is None else now
         subscription = Subscription(
             task_id=task_id,
@@ -674,7 +743,12 @@ Each item carries:
             pending_until=now + HANDSHAKE_HOLD_S,
             expires_at=int(now) + self.ttl_s,
         )
-        self.client.put_item(TableName=self.table_name, Item=_subscription_item(subscription))
+        answer = self.client.put_item(
+            TableName=self.table_name, Item=_subscription_item(subscription), ReturnValues="ALL_OLD"
+        )
+        if slot_taken and answer.get("Attributes"):
+            self.give_back_subscriber_slot(task_id)
+            self.give_back_connection_slot(connection_id, tenant)
         return subscription
 
     def confirm(self, task_id: str, connection_id: str, after_version: int) -> bool:
@@ -703,8 +777,21 @@ Each item carries:
         item = answer.get("Item")
         return _subscription_from_item(item) if item else None
 
-    def remove(self, task_id: str, connection_id: str) -> None:
-        self.client.delete_item(TableName=self.table_name, Key=self._key(task_id, connection_id))
+    def remove(self, task_id: str, connection_id: str) -> bool:
+        """Delete a subscription (or a connection's lease) and give its counts back; False if it was not there."""
+        answer = self.client.delete_item(
+            TableName=self.table_name, Key=self._key(task_id, connection_id), ReturnValues="ALL_OLD"
+        )
+        old = answer.get("Attributes")
+        if not old:
+            return False
+        if task_id.startswith(CONNECTIONS_PREFIX):
+            if "tenant" in old:  # written by open_connection, so counted (a count-only lease never was)
+                self.counter.give_back(counter_key(task_id))
+        elif not task_id.startswith(LEASE_PREFIX):
+            self.give_back_subscriber_slot(task_id)
+            self.give_back_connection_slot(connection_id, old.get("tenant", {}).get("S", ""))
+        return True
 
     def for_task(self, task_id: str) -> list[Subscription]:
         """Every subscription to ``task_id``: a Query on the table's partition key."""
@@ -716,8 +803,94 @@ Each item carries:
         }
         return [_subscription_from_item(item) for item in self._query(kwargs)]
 
+    def count_for_task(self, task_id: str, enough: int, now: float | None = None) -> int:
+        """Live subscriptions of ``task_id``, counted up to ``enough`` (a bounded ``Select=COUNT`` Query)."""
+        now = time.time() if now is None else now
+        filters = live_filter(now)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "task_id = :task",
+            "ConsistentRead": True,
+            **filters,
+            "ExpressionAttributeValues": {**filters["ExpressionAttributeValues"], ":task": {"S": task_id}},
+        }
+        return count_items(self.client, request, enough)
+
+    def count_for_connection(self, connection_id: str, enough: int) -> int:
+        """The connection's subscriptions (its lease left out), counted up to ``enough``, through the GSI.
+
+        The GSI is eventually consistent: subscriptions made in the last moment may not be counted yet.
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_CONNECTION_INDEX,
+            "KeyConditionExpression": "connection_id = :connection AND task_id >= :first",
+            "ExpressionAttributeValues": to_attributes({":connection": connection_id, ":first": _FIRST_TASK_ID}),
+        }
+        return count_items(self.client, request, enough)
+
+    def take_subscriber_slot(self, task_id: str, limit: int) -> bool:
+        """Count one more subscriber of ``task_id`` if it stays within ``limit`` (one conditional write)."""
+        return self.counter.take(
+            counter_key(subscribers_key(task_id)),
+            limit,
+            self.ttl_s,
+            recount=lambda: self.count_for_task(task_id, enough=limit + 1),
+        )
+
+    def give_back_subscriber_slot(self, task_id: str) -> None:
+        self.counter.give_back(counter_key(subscribers_key(task_id)))
+
+    def take_connection_slot(self, connection_id: str, tenant: str, limit: int) -> bool:
+        """Count one more subscription of the connection, on its lease, if it stays within ``limit``."""
+        return self.per_connection.take(
+            lease_key(tenant, connection_id),
+            limit,
+            CONNECTION_LEASE_S,
+            recount=lambda: self.count_for_connection(connection_id, enough=limit + 1),
+        )
+
+    def give_back_connection_slot(self, connection_id: str, tenant: str) -> None:
+        if tenant:
+            self.per_connection.give_back(lease_key(tenant, connection_id))
+
+    def open_connection(self, connection_id: str, tenant: str, limit: int, now: float | None = None) -> bool:
+        """Count the connection against its tenant's ``limit`` and write its lease; False when refused.
+
+        The lease expires on its own after API Gateway's longest connection; the count is a conditional
+        write, repaired from the live leases when it refuses (``BoundedCounter``).
+        """
+        now = time.time() if now is None else now
+        admitted = self.counter.take(
+            counter_key(connections_key(tenant)),
+            limit,
+            CONNECTION_LEASE_S,
+            recount=lambda: self.count_connections(tenant, enough=limit + 1),
+        )
+        if admitted:
+            lease = {**lease_key(tenant, connection_id), "tenant": tenant, TTL_ATTRIBUTE: int(now) + CONNECTION_LEASE_S}
+            self.client.put_item(TableName=self.table_name, Item=to_attributes(lease))
+        return admitted
+
+    def count_connections(self, tenant: str, enough: int, now: float | None = None) -> int:
+        """The tenant's live connection leases, counted up to ``enough``."""
+        now = time.time() if now is None else now
+        filters = live_filter(now)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "task_id = :key",
+            "ConsistentRead": True,
+            **filters,
+            "ExpressionAttributeValues": {
+                **filters["ExpressionAttributeValues"],
+                ":key": {"S": connections_key(tenant)},
+            },
+        }
+        return count_items(self.client, request, enough)
+
     def tasks_of_connection(self, connection_id: str) -> list[str]:
-        """The task ids a connection subscribes to, through the ``by-connection`` GSI (eventually consistent)."""
+        """The task ids a connection subscribes to, through the ``by-connection`` GSI (eventually consistent);
+        the connection's lease is among them, so that ``remove_connection`` deletes it too."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": BY_CONNECTION_INDEX,
@@ -726,30 +899,19 @@ Each item carries:
         }
         return [item["task_id"]["S"] for item in self._query(kwargs)]
 
-    def remove_connection(self, connection_id: str) -> int:
-        """Delete every subscription of a connection; returns how many were deleted.
+    def remove_connection(self, connection_id: str, tenant: str | None = None) -> int:
+        """Delete every subscription of a connection, and its lease; returns how many items were deleted.
 
-        The GSI is eventually consistent, so a subscription written a moment before may survive: the
-        fan-out removes it on its first ``GoneException`` and the TTL removes it in any case.
+        One by one, so that each count is given back exactly once (``$disconnect`` and the fan-out's
+        ``GoneException`` cleanup may both get here). The GSI is eventually consistent, so a subscription
+        written a moment before may survive: the fan-out removes it on its first ``GoneException`` and the
+        TTL removes it in any case. With ``tenant`` the lease is deleted by its key even if the GSI does not
+        show it yet.
         """
         task_ids = self.tasks_of_connection(connection_id)
-        for start in range(0, len(task_ids), _BATCH_WRITE_LIMIT):
-            chunk = task_ids[start : start + _BATCH_WRITE_LIMIT]
-            requests: list[dict[str, Any]] = [
-                {"DeleteRequest": {"Key": self._key(task_id, connection_id)}} for task_id in chunk
-            ]
-            self._batch_write(requests)
-        return len(task_ids)
-
-    def _batch_write(self, requests: list[dict[str, Any]], attempts: int = 5) -> None:
-        pending = {self.table_name: requests}
-        for attempt in range(attempts):
-            answer = self.client.batch_write_item(RequestItems=pending)
-            pending = answer.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        # Whatever is left expires through the TTL; deleting subscriptions is best effort.
+        if tenant and connections_key(tenant) not in task_ids:
+            task_ids.append(connections_key(tenant))
+        return sum(self.remove(task_id, connection_id) for task_id in task_ids)
 
     def _query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return query_items(self.client, kwargs)

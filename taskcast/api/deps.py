@@ -11,6 +11,7 @@ from typing import Any
 from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
 from taskcast.jobs import JobRegistry, default_registry
+from taskcast.long_polls import LongPollLeases
 from taskcast.presign import presigning_client
 from taskcast.settings import Settings
 from taskcast.store import DeliveryLog, TaskStore
@@ -49,6 +50,7 @@ class ApiDeps:
     s3: Any
     deadlines: DeadlineQueue
     tickets: TicketStore
+    long_polls: LongPollLeases
     registry: JobRegistry = field(default_factory=lambda: default_registry)
     resolve_host: HostLookup = system_lookup
     sleep: Callable[[float], None] = time.sleep
@@ -78,6 +80,7 @@ class ApiDeps:
             s3=s3 or presigning_client(),
             deadlines=DeadlineQueue(settings.upload_events_queue_url, sqs),
             tickets=TicketStore(settings.tasks_table, dynamodb),
+            long_polls=LongPollLeases(settings.tasks_table, dynamodb),
             registry=registry or default_registry,
             resolve_host=resolve_host or system_lookup,
         )

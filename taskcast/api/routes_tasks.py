@@ -109,13 +109,15 @@ def register_task_routes(app: APIGatewayRestResolver, routes: RouteTable) -> Non
         description=(
             "200 with the monitor and Retry-After while PENDING or RUNNING; 303 to the result once SUCCEEDED; "
             "200 with `error` once FAILED or CANCELLED. `?wait=N` holds until the version changes or min(N, 25) s "
-            "pass; a finished task answers at once."
+            "pass; a finished task answers at once. A tenant holds at most 20 long-polls at once (a setting): "
+            "beyond that `?wait` answers 429 with Retry-After."
         ),
         tags=TAGS,
         responses={
             200: {"description": "The task monitor", "content": MONITOR},
             303: {"description": "Succeeded: see Location", "content": MONITOR},
             404: NOT_FOUND,
+            429: {"description": "Too many long-polls held by this API key; see Retry-After", "content": PROBLEM},
         },
     )
     def get_task(

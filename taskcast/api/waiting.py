@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import TypeVar
 
+from taskcast.limits import reread_delay
+
 T = TypeVar("T")
 
 # Leave this much of the Lambda invocation for answering after a hold.
@@ -58,19 +60,23 @@ def hold(
     interval_s: float,
     *,
     initial: T,
+    max_interval_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T | None:
-    """Re-``read`` every ``interval_s`` until ``done(value)`` or ``seconds`` pass; the last value read.
+    """Re-``read`` until ``done(value)`` or ``seconds`` pass; the last value read.
 
-    None means the value disappeared while waiting.
+    The first re-read comes after ``interval_s``, each next one after twice the last gap, up to
+    ``max_interval_s`` (None: every ``interval_s``). None means the value disappeared while waiting.
     """
     deadline = clock() + seconds
     current: T | None = initial
+    reread = 0
     while current is not None and not done(current):
         left = deadline - clock()
         if left <= 0:
             break
-        sleep(min(interval_s, left))
+        sleep(min(reread_delay(reread, interval_s, max_interval_s or interval_s), left))
+        reread += 1
         current = read()
     return current

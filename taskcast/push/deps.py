@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskcast import aws
+from taskcast.limits import SubscriptionLimits
 from taskcast.metrics import MetricsSink, default_metrics
 from taskcast.push.fanout import ConnectionPoster, WebSocketFanout, management_client
 from taskcast.settings import Settings
@@ -30,6 +31,7 @@ class WebSocketDeps:
     tasks: TaskStore
     subscriptions: SubscriptionStore
     poster: ConnectionPoster
+    limits: SubscriptionLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebSocketDeps:
@@ -41,6 +43,7 @@ class WebSocketDeps:
                 settings.subscriptions_table, client=dynamodb, ttl_s=settings.subscription_ttl_s
             ),
             poster=ConnectionPoster(management_client(settings.management_url, workers * 2), workers=workers),
+            limits=SubscriptionLimits.from_settings(settings),
         )
 
 
@@ -65,7 +68,13 @@ class PushDeps:
             tasks=socket.tasks,
             subscriptions=socket.subscriptions,
             poster=socket.poster,
-            fanout=WebSocketFanout(socket.subscriptions, socket.poster, markers, metrics=metrics),
+            fanout=WebSocketFanout(
+                socket.subscriptions,
+                socket.poster,
+                markers,
+                metrics=metrics,
+                change_budget_s=settings.fanout_change_budget_s,
+            ),
             webhook_queue=webhook_queue(settings),
             metrics=metrics,
         )

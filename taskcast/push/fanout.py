@@ -8,7 +8,10 @@
   ``LimitExceededException``, 5xx and connection errors: retried with exponential backoff and full
   jitter, a bounded number of times, then ``PostFailed`` so the stream record fails and the stream
   delivers it again. Nothing is silently dropped.
-- ``WebSocketFanout``, the I/O around the decisions. The ``FANOUT`` marker is advanced only after every
+- ``WebSocketFanout``, the I/O around the decisions. One change's posts share a time budget
+  (``TASKCAST_FANOUT_CHANGE_BUDGET``): once it is spent no post or retry starts, the change fails and the
+  stream delivers it again, so one task's audience (at most ``TASKCAST_SUBSCRIBERS_PER_TASK``) cannot hold
+  the other tasks of its shard for longer than that. The ``FANOUT`` marker is advanced only after every
   subscriber got the version, so a replayed batch skips versions already fanned out. A version can
   still reach a connection twice when the fan-out of that version fails part-way (some posts
   delivered, one still throttled after its retries): the record fails, the stream delivers it again,
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -238,16 +242,21 @@ class ConnectionPoster:
     max_delay_s: float = 2.0
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
     _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="fanout")
 
-    def post(self, connection_id: str, data: bytes, metrics: MetricsSink = NO_METRICS) -> PostOutcome:
+    def post(
+        self, connection_id: str, data: bytes, metrics: MetricsSink = NO_METRICS, budget_s: float = math.inf
+    ) -> PostOutcome:
         """Post one frame, retrying transient failures; raises ``PostFailed`` when it gives up.
 
         ``metrics`` counts the retries; the caller's own, as the poster is shared by several functions.
+        ``budget_s``: no retry starts once that much time has passed.
         """
+        give_up_at = self.clock() + budget_s
         delays = backoff_delays(self.attempts, self.base_delay_s, self.max_delay_s, self.rand)
         last_reason = ""
         for attempt in range(self.attempts):
@@ -261,6 +270,8 @@ class ConnectionPoster:
                     raise PostFailed(connection_id, _describe(error)) from error
                 last_reason = _describe(error)
             if attempt < len(delays):
+                if self.clock() + delays[attempt] >= give_up_at:
+                    raise PostFailed(connection_id, f"out of time for retries ({last_reason})")
                 metrics.count(WEBSOCKET_POST_RETRIES)
                 self.sleep(delays[attempt])
         raise PostFailed(connection_id, f"still failing after {self.attempts} attempts ({last_reason})")
@@ -319,8 +330,10 @@ class WebSocketFanout:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         metrics: MetricsSink | None = None,
+        change_budget_s: float = 20.0,
     ) -> None:
         self.subscriptions = subscriptions
+        self.change_budget_s = change_budget_s
         self.poster = poster
         self.markers = markers
         self.metrics = metrics if metrics is not None else default_metrics()
@@ -343,8 +356,10 @@ class WebSocketFanout:
             return FanoutReport(task.id, task.version, replayed=True)
 
         data = frame(message_for(change))
+        # One change holds its shard at most this long (plus the posts under way): see fanout_worst_case_s.
+        deadline = self._clock() + self.change_budget_s
         settled = self.poster.map_settled(
-            lambda subscription: self._deliver(subscription, task.version, data), [*plan.send, *plan.wait]
+            lambda subscription: self._deliver(subscription, task.version, data, deadline), [*plan.send, *plan.wait]
         )
         failures = [(sub, outcome) for sub, outcome in settled if isinstance(outcome, BaseException)]
         counts = {kind: sum(1 for _, outcome in settled if outcome == kind) for kind in Delivery}
@@ -365,12 +380,17 @@ class WebSocketFanout:
             skipped=counts[Delivery.SKIPPED] + len(plan.skipped),
         )
 
-    def _deliver(self, subscription: Subscription, version: int, data: bytes) -> Delivery:
+    def _deliver(self, subscription: Subscription, version: int, data: bytes, deadline: float) -> Delivery:
         if subscription.pending(self._clock()):
             current = self._await_handshake(subscription)
             if current is None or current.after_version >= version:
                 return Delivery.SKIPPED
-        outcome = self.poster.post(subscription.connection_id, data, self.metrics)
+        left = deadline - self._clock()
+        if left <= 0:
+            # Failed, not dropped: the stream delivers the record again and this connection gets it then.
+            reason = f"the change's fan-out budget of {self.change_budget_s:g} s ran out"
+            raise PostFailed(subscription.connection_id, reason)
+        outcome = self.poster.post(subscription.connection_id, data, self.metrics, budget_s=left)
         if outcome is PostOutcome.GONE:
             self.forget_connection(subscription.connection_id, subscription.task_id)
             return Delivery.GONE

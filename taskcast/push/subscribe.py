@@ -1,6 +1,7 @@
 """The subscribe handshake, built so that a connection never sees a gap or a version going backwards.
 
-1. Check the task belongs to the tenant (unknown and foreign tasks look the same).
+1. Check the task belongs to the tenant (unknown and foreign tasks look the same), then the limits
+   (subscriptions per connection, subscribers per task): only an owner learns a task's subscriber count.
 2. Write the subscription as *pending* (``SubscriptionStore.begin``).
 3. Read the task (after the write) and send the snapshot: the current state, or with
    ``since_version`` every history entry after it.
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from taskcast.limits import LimitExceeded, SubscriptionLimits
 from taskcast.models import message_from_entry, status_message
 from taskcast.push.fanout import frame
 from taskcast.store import SubscriptionStore, TaskStore
@@ -25,6 +27,36 @@ from taskcast.store import SubscriptionStore, TaskStore
 
 class TaskNotFound(LookupError):
     """No such task for this tenant (it does not exist or belongs to another tenant)."""
+
+
+class SubscriptionRefused(Exception):
+    """A limit refuses this subscription; the connection gets an ``error`` frame and stays open."""
+
+    def __init__(self, refusal: LimitExceeded) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def take_slots(
+    subscriptions: SubscriptionStore, limits: SubscriptionLimits, task_id: str, connection_id: str, tenant: str
+) -> bool:
+    """Count a new subscription against the limits, or raise ``SubscriptionRefused``; True if slots were taken.
+
+    Two conditional writes: the connection's count (on its lease) and the task's counter; the
+    subscription's removal gives both back. Subscribing again to a task the connection already follows
+    adds nothing and is never refused.
+    """
+    if not subscriptions.take_connection_slot(connection_id, tenant, limits.per_connection):
+        refusal = limits.connection_refusal()
+    elif not subscriptions.take_subscriber_slot(task_id, limits.per_task):
+        subscriptions.give_back_connection_slot(connection_id, tenant)
+        refusal = limits.task_refusal()
+    else:
+        return True
+    # Only a refusal pays for this read: the common case needs no existence check.
+    if subscriptions.get(task_id, connection_id) is None:
+        raise SubscriptionRefused(refusal)
+    return False
 
 
 @dataclass(frozen=True)
@@ -65,10 +97,12 @@ def subscribe(
     connection_id: str,
     tenant: str,
     since_version: int | None = None,
+    limits: SubscriptionLimits,
 ) -> SubscribeResult:
     if tasks.get_for_tenant(task_id, tenant) is None:
         raise TaskNotFound(task_id)
-    subscriptions.begin(task_id, connection_id, tenant)
+    taken = take_slots(subscriptions, limits, task_id, connection_id, tenant)
+    subscriptions.begin(task_id, connection_id, tenant, slot_taken=taken)
     try:
         messages, last = snapshot_messages(tasks, task_id, since_version)
         sent: list[int] = []

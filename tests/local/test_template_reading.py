@@ -135,3 +135,17 @@ def test_event_source_mappings_keep_the_templates_settings(resolver: TemplateRes
         ("WorkerFailureFunction", "http://q/WorkerFailureQueue", True),
         ("WebhookRetryFunction", "http://q/WebhookRetryQueue", True),
     }
+
+
+def test_reserved_concurrency_defaults_leave_the_account_room_and_minus_one_reserves_nothing() -> None:
+    reserved = {
+        spec.logical_id: spec.reserved_concurrency
+        for spec in function_specs(TemplateResolver(load_template()))
+        if spec.reserved_concurrency is not None
+    }
+    assert reserved == {"WorkerFunction": 400, "StreamConsumerFunction": 20}  # REST: unreserved, no cap
+    # Lambda keeps 100 of a new account's 1,000 unreserved; the rest of the functions share what is left.
+    assert sum(reserved.values()) <= 900 - 100
+    none = {"WorkerConcurrency": "-1", "PushConcurrency": "-1", "RestConcurrency": "-1"}
+    specs = function_specs(TemplateResolver(load_template(), parameters=none))
+    assert [spec.logical_id for spec in specs if spec.reserved_concurrency is not None] == []

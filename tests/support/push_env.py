@@ -15,6 +15,7 @@ from typing import Any
 
 from handlers import websocket
 from streams import consumer, retry
+from taskcast.limits import SubscriptionLimits
 from taskcast.models import Status, Task, transition
 from taskcast.push.commands import ACTIONS
 from taskcast.push.deps import DeliveryDeps, PushDeps, WebSocketDeps
@@ -44,7 +45,12 @@ class PushEnv:
     @property
     def websocket(self) -> WebSocketDeps:
         """The WebSocket function's deps, on the same stores and poster as the consumer's."""
-        return WebSocketDeps(tasks=self.push.tasks, subscriptions=self.push.subscriptions, poster=self.push.poster)
+        return WebSocketDeps(
+            tasks=self.push.tasks,
+            subscriptions=self.push.subscriptions,
+            poster=self.push.poster,
+            limits=SubscriptionLimits.from_settings(self.settings),
+        )
 
     def rebuild(self) -> None:
         """Build the push deps again from the environment (a test changed a setting)."""
