@@ -72,7 +72,7 @@ class Settings:
     subscription_ttl_s: int = 3 * 3600
     fanout_workers: int = 16
     # Tasks the stream consumer handles at once within one batch (each task's changes stay in order).
-    consumer_task_concurrency: int = 32
+    consumer_task_concurrency: int = 64
     # WebSocket limits (docs/operations.md, "Security: limits and defaults").
     subscriptions_per_connection: int = 100
     subscribers_per_task: int = 2000

@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
 
+MARKER_WRITES = 25  # items per BatchWriteItem call (DynamoDB's limit)
+
 
 @dataclass
 class Chain:
@@ -103,7 +105,13 @@ class Batch:
             self._read_audiences(pool, changing)
             self._read_markers([c for c in changing if c.audience is not None and self._followed(c)])
             _each(pool, self._fan_out_chain, self.chains)
-        self._write_markers()
+            advanced = [chain for chain in self.chains if chain.marker_to_write is not None]
+            # One BatchWriteItem per 25 tasks, the calls at once.
+            _each(
+                pool,
+                self._write_markers,
+                [advanced[i : i + MARKER_WRITES] for i in range(0, len(advanced), MARKER_WRITES)],
+            )
         return [outcome for chain in self.chains for outcome in settle_chain(chain.indices, chain.first_failure)]
 
     # --- the phases ---------------------------------------------------------------------------------
@@ -192,10 +200,7 @@ class Batch:
             # Counted once handled: a record that fails is counted when it comes back and succeeds.
             self.push.metrics.count(STATUS_CHANGES, Status=str(change.task.status))
 
-    def _write_markers(self) -> None:
-        advanced = [chain for chain in self.chains if chain.marker_to_write is not None]
-        if not advanced:
-            return
+    def _write_markers(self, advanced: list[Chain]) -> None:
         try:
             self.push.fanout.markers.record_fanouts(
                 {chain.task_id: chain.marker_to_write for chain in advanced if chain.marker_to_write is not None}
