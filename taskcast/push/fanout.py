@@ -11,8 +11,11 @@
 - ``WebSocketFanout``, the I/O around the decisions. One change's posts share a time budget
   (``TASKCAST_FANOUT_CHANGE_BUDGET``): once it is spent no post or retry starts, the change fails and the
   stream delivers it again, so one task's audience (at most ``TASKCAST_SUBSCRIBERS_PER_TASK``) cannot hold
-  the other tasks of its shard for longer than that. The ``FANOUT`` marker is advanced only after every
-  subscriber got the version, so a replayed batch skips versions already fanned out. A version can
+  the other tasks of its batch for longer than that. ``send`` posts one change to a given audience;
+  ``fan_out`` wraps it for one change on its own (Query, ``FANOUT`` marker read, send, marker advanced).
+  The stream consumer (``taskcast.push.batch``) does those reads and the marker write once per task per
+  batch instead. Either way the marker is advanced only after every subscriber got the version, so a
+  replayed batch skips versions already fanned out. A version can
   still reach a connection twice when the fan-out of that version fails part-way (some posts
   delivered, one still throttled after its retries): the record fails, the stream delivers it again,
   and the connections that already had it get it again. Clients drop repeats by ``version``; a version
