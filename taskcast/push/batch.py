@@ -35,8 +35,10 @@ version never goes backwards for a connection):
   its replay posts it to all its subscribers again;
 - when the invocation ends after posts but before the markers are written (a timeout, a crash, or the
   marker write refused): the replay re-sends every version that batch posted for the tasks concerned,
-  at most one batch's versions of a task (``BatchSize``). With a marker write per record this window was
-  one version; writing once per task per batch trades it for one write per task instead of one per change.
+  at most one batch's versions of a task (``BatchSize``), and those repeats can follow the newer versions
+  the connection already has (1, 2, 3, 2, 3: identical frames, dropped by ``version``). With a marker
+  write per record this window was one version, the newest; writing once per task per batch trades it
+  for one write per batch instead of one per change.
 """
 
 from __future__ import annotations

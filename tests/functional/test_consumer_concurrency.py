@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from taskcast.models import Status
 from taskcast.push.batch_order import delivered_again_from
@@ -182,3 +183,34 @@ def test_markers_are_read_and_written_once_per_batch_and_not_at_all_for_tasks_no
         assert push_env.push.fanout.markers.fanned_out_version(task.id) == 0
     for _, connection in followed:
         assert versions(push_env.connections.frames(connection)) == [1, 2, 3, 4, 5]
+
+
+def test_a_refused_marker_write_fails_the_tasks_records_and_the_replay_repeats_within_the_window(
+    push_env: PushEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [(task, connection)] = followed_tasks(push_env, 1)
+    unfollowed = push_env.create_task()
+    push_env.stream_event()
+    running = push_env.advance(task, Status.RUNNING)
+    push_env.advance(unfollowed, Status.RUNNING)
+    push_env.advance(running, Status.SUCCEEDED, result={})
+    event = push_env.stream_event()
+    client = push_env.push.fanout.markers.client
+
+    def refuse(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(client, "batch_write_item", refuse)
+        response = push_env.consume(event)
+
+    # The posts went out but the marker did not move: the task's records come back; the other task's do not.
+    assert failed_sequence_numbers(response) == [sequence_of(event, task.id, 2), sequence_of(event, task.id, 3)]
+    assert versions(push_env.connections.frames(connection)) == [1, 2, 3]
+    numbers = [str(record["dynamodb"]["SequenceNumber"]) for record in event["Records"]]
+    start = delivered_again_from(numbers, failed_sequence_numbers(response))
+    assert failed_sequence_numbers(push_env.consume({"Records": event["Records"][start:]})) == []
+    # The documented duplicate window: that batch's versions of the task once more (identical frames the
+    # client drops by version), none it had not had, none missing.
+    assert versions(push_env.connections.frames(connection)) == [1, 2, 3, 2, 3]
+    assert push_env.push.fanout.markers.fanned_out_version(task.id) == 3
