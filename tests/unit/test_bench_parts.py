@@ -29,3 +29,17 @@ def test_the_burst_is_measured_in_both_modes_and_judged_by_its_p95() -> None:
     [check] = targets(result, QUICK)
     assert check["met"] is False and check["measured"].startswith("1200 ms")
     assert targets({**result, "burst": {**row, "p95_s": 0.8}}, QUICK)[0]["met"] is True
+
+
+def test_the_call_probe_sees_the_lean_clients_posts() -> None:
+    """The fan-out split (Query → last post) reads the posts from the probe: the lean client's too."""
+    from bench.probe import CallProbe
+    from taskcast.push.connections_client import ConnectionsClient
+
+    probe = CallProbe()
+    with probe:
+        post_cost.measure(posts=2, rounds=1)
+    lean_posts = [call for call in probe.calls if call.operation == "PostToConnection"]
+    assert len(lean_posts) == 2 * (20 + 2)  # warm-up and measured posts of both clients
+    assert {call.posted for call in lean_posts} == {("t-0123456789", 3)}
+    assert ConnectionsClient.post_to_connection.__qualname__ == "ConnectionsClient.post_to_connection"
