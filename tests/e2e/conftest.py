@@ -44,11 +44,12 @@ def stack() -> Iterator[RunningStack]:
 @pytest.fixture(scope="module")
 def probe_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """The template plus probe tables, queues, routes and functions (``support/dummy_functions.py``),
-    with short gateway limits so that the timeouts show in seconds."""
+    with short gateway limits so that the timeouts show in seconds (the integration timeout of 6 s also
+    covers a cold start on a loaded machine)."""
     template = write_template(tmp_path_factory.mktemp("probe") / "template.yaml", add_machinery_probes)
     with running_stack(
         template=template, tenants=TENANTS, python_path=[SUPPORT_DIR], environment=FAST_WEBHOOKS,
-        integration_timeout_s=2, async_retry_delays_s=[0.2], ws_idle_timeout_s=2, ws_max_duration_s=4,
+        integration_timeout_s=6, async_retry_delays_s=[0.2], ws_idle_timeout_s=2, ws_max_duration_s=4,
     ) as running:
         yield running
 

@@ -85,7 +85,7 @@ def test_the_default_authorizer_guards_new_routes_and_hands_its_context_on(probe
 
 
 def test_the_integration_timeout_answers_504(probe_stack: RunningStack) -> None:
-    answer = requests.get(f"{probe_stack.http_url}/slow", params={"seconds": 4}, timeout=30)
+    answer = requests.get(f"{probe_stack.http_url}/slow", params={"seconds": 9}, timeout=30)
     assert answer.status_code == 504
     assert answer.json() == {"message": "Endpoint request timed out"}
 

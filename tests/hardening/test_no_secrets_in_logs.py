@@ -52,7 +52,7 @@ def _full_flow(stack: RunningStack) -> list[str]:
         with WebhookReceiver(secrets) as receiver:
             receiver.script("/hooks", Answer(500), Answer(503, {"Retry-After": "0"}))
             task = api.create("sleep", {"seconds": 0.5, "steps": 2}, callback_url=receiver.url())
-            with connect(stack.websocket_url(tenant["api_key"]), open_timeout=15) as connection:
+            with connect(stack.websocket_url(tenant["api_key"]), open_timeout=30) as connection:
                 connection.send(json.dumps({"action": "subscribe", "task_id": task["id"], "since_version": 0}))
                 connection.send("not json")
                 statuses_until_terminal(connection, task["id"])
@@ -67,14 +67,14 @@ def _full_flow(stack: RunningStack) -> list[str]:
                      headers={"Authorization": f"Bearer {tenant['api_key']}x"})
         requests.post(f"{stack.http_url}/tasks", timeout=30, headers={"Authorization": f"Bearer {tenant['api_key']}"},
                       data="{broken json " + tenant["api_key"])
-        with pytest.raises(InvalidStatus), connect(stack.websocket_url(tenant["api_key"] + "x"), open_timeout=15):
+        with pytest.raises(InvalidStatus), connect(stack.websocket_url(tenant["api_key"] + "x"), open_timeout=30):
             pass
         # A ticket used once, then again (refused).
         ticket = api.session.post(f"{stack.http_url}/ws-tickets", timeout=30).json()["ticket"]
         tickets.append(ticket)
-        with connect(f"{stack.ws_url}/?ticket={ticket}", open_timeout=15):
+        with connect(f"{stack.ws_url}/?ticket={ticket}", open_timeout=30):
             pass
-        with pytest.raises(InvalidStatus), connect(f"{stack.ws_url}/?ticket={ticket}", open_timeout=15):
+        with pytest.raises(InvalidStatus), connect(f"{stack.ws_url}/?ticket={ticket}", open_timeout=30):
             pass
         assert name in stack.tenants
     return tickets

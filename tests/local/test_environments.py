@@ -233,10 +233,19 @@ def test_a_functions_first_environment_starts_without_waiting_for_an_init_slot(r
     assert slots.in_use == 1
 
 
+def _tagged_line_seen(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(record.getMessage().startswith("[taskcast-talker abcdef12] sleeping in") for record in caplog.records)
+
+
 def test_output_is_tagged_with_the_function_and_request_id(run, caplog: pytest.LogCaptureFixture) -> None:
     function = run("app.sleepy", name="talker")
     with caplog.at_level(logging.DEBUG, logger="taskcast.local.functions"):
         invocation = function.invoke({"seconds": 0}, request_id="abcdef12-3456")
+        # The function's own output comes through its stdout pipe, read by another thread than the one that
+        # ends the invocation: wait (bounded) for it rather than racing it.
+        deadline = time.monotonic() + 10
+        while not _tagged_line_seen(caplog) and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
         lines = [record.getMessage() for record in caplog.records]
     assert not invocation.failed
     assert any(line.startswith("[taskcast-talker abcdef12] sleeping in") for line in lines), lines

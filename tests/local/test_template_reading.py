@@ -101,13 +101,18 @@ def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: Template
         ("POST", "/tasks"), ("GET", "/tasks/{id}"), ("DELETE", "/tasks/{id}"), ("GET", "/tasks/{id}/result"),
         ("GET", "/tasks/{id}/events"), ("GET", "/tasks/{id}/deliveries"), ("POST", "/uploads"), ("POST", "/ws-tickets"),
         ("GET", "/openapi.json"),
+        # CORS preflights, past the authorizer
+        *(("OPTIONS", path) for path in ("/tasks", "/tasks/{id}", "/tasks/{id}/result", "/tasks/{id}/events",
+                                         "/tasks/{id}/deliveries", "/uploads", "/ws-tickets")),
     }
     assert routes[("GET", "/openapi.json")].authorizer is None
+    assert routes[("OPTIONS", "/tasks")].authorizer is None
     authorizer = routes[("POST", "/tasks")].authorizer
     assert authorizer is not None and authorizer.function.logical_id == "RestAuthorizerFunction"
     assert authorizer.payload_type == "REQUEST"
     assert (authorizer.identity_headers, authorizer.ttl_s) == (("Authorization",), 60)
-    assert api.stage == "prod" and set(api.gateway_responses) == {"UNAUTHORIZED", "ACCESS_DENIED"}
+    assert api.stage == "prod"
+    assert set(api.gateway_responses) == {"UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"}
 
 
 def test_websocket_routes_integrations_and_the_connect_authorizer(resolver: TemplateResolver) -> None:

@@ -127,11 +127,13 @@ def test_the_mixed_row_appears_only_when_some_tasks_use_webhooks() -> None:
     assert rows["push-mixed"].cost.total == pytest.approx(expected)
 
 
-def test_webhook_failures_add_queue_requests() -> None:
-    assert cost.by_transport(cost.Scenario())["webhook"].cost.sqs == 0
+def test_every_attempt_is_a_queue_hop_and_failures_add_more() -> None:
+    # 10 posts per task (PENDING, RUNNING, 7 progress reports, the end), each handed off through the delivery
+    # queue (sent, received, deleted: 3 SQS requests); a tenth retried: 3 requests more each.
+    first = cost.by_transport(cost.Scenario(progress_steps=8))["webhook"]
+    assert first.per_task.sqs_requests == pytest.approx(30.0)
     retried = cost.by_transport(cost.Scenario(webhook_failure_share=0.1, progress_steps=8))["webhook"]
-    # 10 posts per task (PENDING, RUNNING, 7 progress reports, the end), a tenth retried: 3 SQS requests each.
-    assert retried.per_task.sqs_requests == pytest.approx(3.0)
+    assert retried.per_task.sqs_requests == pytest.approx(33.0)
 
 
 @pytest.mark.parametrize(
