@@ -9,16 +9,16 @@ SQS call. The consumer never calls a receiver (``taskcast.webhooks.retry`` does)
 can hold the WebSocket pushes back.
 
 **Calls per batch.** For each task with changes: one subscriber ``Query``. For the tasks someone follows:
-one ``BatchGetItem`` for all their FANOUT markers (100 a call) and, at the end, one ``BatchWriteItem``
-setting each marker to the last version its chain fanned out (25 a call). A task nobody follows costs
-the Query only: with no subscriber there is nothing to send twice, so no marker is read or written.
+one ``BatchGetItem`` for all their FANOUT markers (100 a call), then, after each version a chain fans out,
+one conditional ``UpdateItem`` advancing that task's marker to it. A task nobody follows costs the Query
+only: with no subscriber there is nothing to send twice, so no marker is read or written.
 The subscribers are read once for the whole chain: every record of the batch was written before the
 batch was read, so a subscription made after the Query gets, from its subscribe handshake, a snapshot
 at least as new as the chain's last version (``after_version``); one made before it is in the answer.
 
 **Failures.** A record fails (it is named in ``batchItemFailures``) when a subscriber could not be
 reached after the retries, when its task state is unreadable, when its task's subscribers or markers
-could not be read or its marker not written, or when SQS refused its webhook job. A record after a
+could not be read or its marker not advanced, or when SQS refused its webhook job. A record after a
 failed one of the same task is held (named too): a later version must not overtake it.
 
 **Checkpoints and replays.** Lambda resumes a stream after a partial batch response from the LOWEST
@@ -33,12 +33,10 @@ be named, and exactly those are.
 version never goes backwards for a connection):
 - when a change's fan-out fails part-way (some posts delivered, one still throttled after its retries):
   its replay posts it to all its subscribers again;
-- when the invocation ends after posts but before the markers are written (a timeout, a crash, or the
-  marker write refused): the replay re-sends every version that batch posted for the tasks concerned,
-  at most one batch's versions of a task (``BatchSize``), and those repeats can follow the newer versions
-  the connection already has (1, 2, 3, 2, 3: identical frames, dropped by ``version``). With a marker
-  write per record this window was one version, the newest; writing once per task per batch trades it
-  for one write per batch instead of one per change.
+- when the invocation ends between a version's posts and its marker update (a timeout, a crash, or the
+  update refused): the replay re-sends that version, the newest the connections have. The marker moves
+  after every version, not once per batch, so that a replay can never re-send versions older than one
+  a connection already has (1, 2, 3, 2, 3, as writing it once per batch would).
 """
 
 from __future__ import annotations
@@ -64,9 +62,6 @@ logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
 
-MARKER_WRITES = 25  # items per BatchWriteItem call (DynamoDB's limit)
-
-
 @dataclass
 class Chain:
     """One task's records in this batch, and what its handling learned."""
@@ -75,7 +70,6 @@ class Chain:
     indices: list[int]
     audience: list[Subscription] | None = None  # None: not read (no change) or unreadable
     sent_version: int = 0  # the FANOUT marker as read, then as advanced by this chain
-    marker_to_write: tuple[int, int] | None = None  # (version, expires_at) when the chain advanced it
     first_failure: int | None = None  # position in ``indices``
 
     def fail_at(self, position: int) -> None:
@@ -107,13 +101,6 @@ class Batch:
             self._read_audiences(pool, changing)
             self._read_markers([c for c in changing if c.audience is not None and self._followed(c)])
             _each(pool, self._fan_out_chain, self.chains)
-            advanced = [chain for chain in self.chains if chain.marker_to_write is not None]
-            # One BatchWriteItem per 25 tasks, the calls at once.
-            _each(
-                pool,
-                self._write_markers,
-                [advanced[i : i + MARKER_WRITES] for i in range(0, len(advanced), MARKER_WRITES)],
-            )
         return [outcome for chain in self.chains for outcome in settle_chain(chain.indices, chain.first_failure)]
 
     # --- the phases ---------------------------------------------------------------------------------
@@ -193,24 +180,15 @@ class Batch:
                 elif needs_sending(chain.sent_version, change.task.version):
                     report = self.push.fanout.send(change, chain.audience)
                     chain.audience = [s for s in chain.audience if s.connection_id not in report.gone_connections]
+                    # Before the next version goes out: a replay then re-sends this one at most.
+                    self.push.fanout.markers.advance_fanout(chain.task_id, change.task.version, change.task.expires_at)
                     chain.sent_version = change.task.version
-                    chain.marker_to_write = (change.task.version, change.task.expires_at)
             except Exception as error:  # noqa: BLE001 - the record fails and is delivered again
                 logger.warning("stream record failed", extra={"task_id": chain.task_id, "error": str(error)})
                 chain.fail_at(position)
                 return
             # Counted once handled: a record that fails is counted when it comes back and succeeds.
             self.push.metrics.count(STATUS_CHANGES, Status=str(change.task.status))
-
-    def _write_markers(self, advanced: list[Chain]) -> None:
-        try:
-            self.push.fanout.markers.record_fanouts(
-                {chain.task_id: chain.marker_to_write for chain in advanced if chain.marker_to_write is not None}
-            )
-        except Exception as error:  # noqa: BLE001 - the tasks' records are delivered again (duplicate window)
-            logger.error("FANOUT markers not written", extra={"tasks": len(advanced), "error": str(error)})
-            for chain in advanced:
-                chain.fail_at(0)
 
     # --- the webhook hand-off -------------------------------------------------------------------------
 

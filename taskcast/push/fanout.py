@@ -13,8 +13,8 @@
   stream delivers it again, so one task's audience (at most ``TASKCAST_SUBSCRIBERS_PER_TASK``) cannot hold
   the other tasks of its batch for longer than that. ``send`` posts one change to a given audience;
   ``fan_out`` wraps it for one change on its own (Query, ``FANOUT`` marker read, send, marker advanced).
-  The stream consumer (``taskcast.push.batch``) does those reads and the marker write once per task per
-  batch instead. Either way the marker is advanced only after every subscriber got the version, so a
+  The stream consumer (``taskcast.push.batch``) does those reads once per task per batch instead and
+  advances the marker itself. Either way the marker is advanced only after every subscriber got the version, so a
   replayed batch skips versions already fanned out. A version can
   still reach a connection twice when the fan-out of that version fails part-way (some posts
   delivered, one still throttled after its retries): the record fails, the stream delivers it again,
@@ -352,8 +352,8 @@ class WebSocketFanout:
     def fan_out(self, change: StateChange, fanned_out: MutableMapping[str, int] | None = None) -> FanoutReport:
         """One change on its own: read its subscribers and its FANOUT marker, send, advance the marker.
 
-        ``fanned_out`` caches the FANOUT marker per task. The stream consumer does the reads and the
-        marker write once per task per batch instead (``taskcast.push.batch``) and calls ``send``.
+        ``fanned_out`` caches the FANOUT marker per task. The stream consumer does the reads once per task
+        per batch instead (``taskcast.push.batch``), calls ``send`` and advances the marker after each version.
         """
         task = change.task
         cache = {} if fanned_out is None else fanned_out

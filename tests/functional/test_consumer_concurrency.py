@@ -1,5 +1,6 @@
 """The stream consumer handles different tasks of one batch concurrently, one task's versions in order,
-and reads and writes the FANOUT markers once per batch (moto tables, a real @connections server)."""
+reads the FANOUT markers once per batch and advances each after every version it sends (moto tables, a real
+@connections server)."""
 
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ def test_a_replayed_batch_of_several_tasks_sends_nothing_new(push_env: PushEnv) 
         assert versions(sent[connection]) == [1, 2, 3, 4, 5]
 
 
-def test_markers_are_read_and_written_once_per_batch_and_not_at_all_for_tasks_nobody_follows(
+def test_markers_are_read_once_per_batch_advanced_per_version_and_untouched_for_tasks_nobody_follows(
     push_env: PushEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     followed = followed_tasks(push_env, 3)
@@ -175,8 +176,8 @@ def test_markers_are_read_and_written_once_per_batch_and_not_at_all_for_tasks_no
     assert failed_sequence_numbers(push_env.consume()) == []
 
     # One subscriber Query per task (not per change), one BatchGetItem for the three followed tasks'
-    # markers, one BatchWriteItem setting them; no per-change GetItem or UpdateItem.
-    assert calls.calls == Counter(query=5, batch_get_item=1, batch_write_item=1)
+    # markers, one UpdateItem per version sent (3 tasks x 4); nothing per change for the unfollowed tasks.
+    assert calls.calls == Counter(query=5, batch_get_item=1, update_item=12)
     for task, _ in followed:
         assert push_env.push.fanout.markers.fanned_out_version(task.id) == 5
     for task in unfollowed:
@@ -185,7 +186,7 @@ def test_markers_are_read_and_written_once_per_batch_and_not_at_all_for_tasks_no
         assert versions(push_env.connections.frames(connection)) == [1, 2, 3, 4, 5]
 
 
-def test_a_refused_marker_write_fails_the_tasks_records_and_the_replay_repeats_within_the_window(
+def test_a_refused_marker_update_fails_from_that_version_and_the_replay_repeats_only_it(
     push_env: PushEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [(task, connection)] = followed_tasks(push_env, 1)
@@ -196,21 +197,25 @@ def test_a_refused_marker_write_fails_the_tasks_records_and_the_replay_repeats_w
     push_env.advance(running, Status.SUCCEEDED, result={})
     event = push_env.stream_event()
     client = push_env.push.fanout.markers.client
+    real_update = client.update_item
 
-    def refuse(**_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem")
+    def refuse_version_3(**request: Any) -> Any:
+        if request["ExpressionAttributeValues"][":version"] == {"N": "3"}:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+        return real_update(**request)
 
     with monkeypatch.context() as patch:
-        patch.setattr(client, "batch_write_item", refuse)
+        patch.setattr(client, "update_item", refuse_version_3)
         response = push_env.consume(event)
 
-    # The posts went out but the marker did not move: the task's records come back; the other task's do not.
-    assert failed_sequence_numbers(response) == [sequence_of(event, task.id, 2), sequence_of(event, task.id, 3)]
+    # v2 went out and its marker moved; v3 went out but its marker did not: only v3 comes back.
+    assert failed_sequence_numbers(response) == [sequence_of(event, task.id, 3)]
     assert versions(push_env.connections.frames(connection)) == [1, 2, 3]
+    assert push_env.push.fanout.markers.fanned_out_version(task.id) == 2
     numbers = [str(record["dynamodb"]["SequenceNumber"]) for record in event["Records"]]
     start = delivered_again_from(numbers, failed_sequence_numbers(response))
     assert failed_sequence_numbers(push_env.consume({"Records": event["Records"][start:]})) == []
-    # The documented duplicate window: that batch's versions of the task once more (identical frames the
-    # client drops by version), none it had not had, none missing.
-    assert versions(push_env.connections.frames(connection)) == [1, 2, 3, 2, 3]
+    # The documented duplicate window: the newest version once more (an identical frame the client drops by
+    # version); never an older one after it (no 1, 2, 3, 2, 3), none missing.
+    assert versions(push_env.connections.frames(connection)) == [1, 2, 3, 3]
     assert push_env.push.fanout.markers.fanned_out_version(task.id) == 3
