@@ -43,18 +43,23 @@ class Mode:
     simulation: SimPlan
     isolation: IsolationPlan
     burst: BurstPlan
+    parts: tuple[str, ...]  # the parts run when --only names none
 
 
+PARTS = ("startup", "simulate", "lag", "fanout", "job40", "isolation")
+# The quick mode is a smoke run of every measurement on one stack, under 2 minutes: the startup and isolation
+# parts each start stacks of their own (two and one), so they run only when named (--quick --only startup).
 QUICK = Mode(
     "quick",
-    LagPlan(tasks_per_transport=6, min_duration_s=2, max_duration_s=6, push_connections=100, arrival_window_s=12,
-            deadline_s=45),
-    FanoutPlan(one_task_sizes=(100, 1000), many_task_sizes=(100,), wait_s=45, budget_s=75),
-    Job40Plan(job_s=10, runs=2, slack_s=30),
+    LagPlan(tasks_per_transport=4, min_duration_s=1, max_duration_s=3, push_connections=50, arrival_window_s=6,
+            deadline_s=30),
+    FanoutPlan(one_task_sizes=(100,), many_task_sizes=(100,), wait_s=30, budget_s=45),
+    Job40Plan(job_s=5, runs=1, slack_s=20),
     StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
     QUICK_PLAN,
     IsolationPlan(tasks=10, stalled_tasks=20, min_duration_s=0.5, max_duration_s=2, arrival_window_s=8, deadline_s=60),
-    BurstPlan(tasks=50, deadline_s=30),  # 200 in the full mode; their creation alone takes ~45 s on a loaded machine
+    BurstPlan(tasks=20, deadline_s=30),  # 200 in the full mode
+    parts=("simulate", "lag", "fanout", "job40"),
 )
 FULL = Mode(
     "full",
@@ -66,8 +71,8 @@ FULL = Mode(
     FULL_PLAN,
     IsolationPlan(tasks=30, stalled_tasks=40, min_duration_s=1, max_duration_s=5, arrival_window_s=40),
     BurstPlan(tasks=200),
+    parts=PARTS,
 )
-PARTS = ("startup", "simulate", "lag", "fanout", "job40", "isolation")
 STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack (simulate needs none)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
@@ -299,7 +304,7 @@ def run_probed_stack(mode: Mode, parts: set[str], calls_dir: Path | None) -> dic
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     mode = QUICK if args.quick else FULL
-    parts = set(args.only or PARTS)
+    parts = set(args.only or mode.parts)
     raise_file_limit()
     quiet_stack_logs()
 
