@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -371,8 +371,9 @@ def _conditional_failed(error: ClientError) -> bool:
     return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
-# DynamoDB's per-call limit of BatchGetItem, and how often unprocessed keys are retried.
+# DynamoDB's per-call limits of BatchGetItem and BatchWriteItem, and how often unprocessed keys are retried.
 _BATCH_GET_KEYS = 100
+_BATCH_WRITE_ITEMS = 25
 _BATCH_TRIES = 5
 
 
@@ -455,6 +456,30 @@ class Markers:
             if request:
                 raise MarkersUnavailable("FANOUT markers still unprocessed after retries")
         return versions
+
+    def record_fanouts(self, versions: Mapping[str, tuple[int, int]]) -> None:
+        """Set each task's FANOUT marker to ``(version, expires_at)``: ``BatchWriteItem``, 25 items a call.
+
+        Unconditional (BatchWriteItem takes no condition), unlike ``advance_fanout``: the stream consumer
+        is the only writer of a task's marker and handles one task in one invocation at a time (Lambda
+        keeps a partition key on one lane, in order), and it writes only a version above the marker it
+        read in that invocation.
+        Raises ``MarkersUnavailable`` when DynamoDB keeps some items unprocessed after a few tries.
+        """
+        puts = [
+            {"PutRequest": {"Item": to_attributes({**item_key(task_id, FANOUT), "version": v, TTL_ATTRIBUTE: e})}}
+            for task_id, (v, e) in sorted(versions.items())
+        ]
+        for start in range(0, len(puts), _BATCH_WRITE_ITEMS):
+            request: dict[str, Any] = {self.table_name: puts[start : start + _BATCH_WRITE_ITEMS]}
+            for attempt in range(_BATCH_TRIES):
+                answer = self.client.batch_write_item(RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                self._back_off(attempt)
+            if request:
+                raise MarkersUnavailable("FANOUT markers still unwritten after retries")
 
     def webhook_state(self, task_id: str, version: int) -> tuple[bool, bool]:
         """(callback disabled, first attempt of ``version`` already logged) in one round trip."""

@@ -9,9 +9,11 @@ SQS call. The consumer never calls a receiver (``taskcast.webhooks.retry`` does)
 can hold the WebSocket pushes back.
 
 **Calls per batch.** For each task with changes: one subscriber ``Query``. For the tasks someone follows:
-one ``BatchGetItem`` for all their FANOUT markers (100 a call), then, after each version a chain fans out,
-one conditional ``UpdateItem`` advancing that task's marker to it. A task nobody follows costs the Query
-only: with no subscriber there is nothing to send twice, so no marker is read or written.
+one ``BatchGetItem`` for all their FANOUT markers (100 a call). The chains then advance in rounds: in each,
+every chain sends its next version, and one ``BatchWriteItem`` per 25 chains records those versions as
+their markers before any chain sends another (``_fan_out_in_rounds``). A batch holds one to a few versions
+of a task, so that is a few writes per batch instead of one per change. A task nobody follows costs the
+Query only: with no subscriber there is nothing to send twice, so no marker is read or written.
 The subscribers are read once for the whole chain: every record of the batch was written before the
 batch was read, so a subscription made after the Query gets, from its subscribe handshake, a snapshot
 at least as new as the chain's last version (``after_version``); one made before it is in the answer.
@@ -33,10 +35,11 @@ be named, and exactly those are.
 version never goes backwards for a connection):
 - when a change's fan-out fails part-way (some posts delivered, one still throttled after its retries):
   its replay posts it to all its subscribers again;
-- when the invocation ends between a version's posts and its marker update (a timeout, a crash, or the
-  update refused): the replay re-sends that version, the newest the connections have. The marker moves
-  after every version, not once per batch, so that a replay can never re-send versions older than one
-  a connection already has (1, 2, 3, 2, 3, as writing it once per batch would).
+- when the invocation ends between a round's posts and its marker write (a timeout, a crash, or the
+  write refused): the replay re-sends that round's version of each task concerned, the newest its
+  connections have. The markers move after every round, not once at the end of the batch, so that a
+  replay never re-sends a version older than one a connection already has (1, 2, 3, 2, 3, as writing
+  them once per batch would).
 """
 
 from __future__ import annotations
@@ -62,6 +65,19 @@ logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
 
+MARKER_WRITES = 25  # items per BatchWriteItem call (DynamoDB's limit)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A version a chain sent in the current round, its FANOUT marker not yet written."""
+
+    position: int  # in the chain's ``indices``
+    version: int
+    expires_at: int
+    status: str
+
+
 @dataclass
 class Chain:
     """One task's records in this batch, and what its handling learned."""
@@ -71,6 +87,9 @@ class Chain:
     audience: list[Subscription] | None = None  # None: not read (no change) or unreadable
     sent_version: int = 0  # the FANOUT marker as read, then as advanced by this chain
     first_failure: int | None = None  # position in ``indices``
+    next_position: int = 0  # the first record not handled yet
+    posted: Posted | None = None
+    finished: bool = False
 
     def fail_at(self, position: int) -> None:
         if self.first_failure is None or position < self.first_failure:
@@ -100,7 +119,7 @@ class Batch:
             changing = [chain for chain in self.chains if self._has_change(chain)]
             self._read_audiences(pool, changing)
             self._read_markers([c for c in changing if c.audience is not None and self._followed(c)])
-            _each(pool, self._fan_out_chain, self.chains)
+            self._fan_out_in_rounds(pool)
         return [outcome for chain in self.chains for outcome in settle_chain(chain.indices, chain.first_failure)]
 
     # --- the phases ---------------------------------------------------------------------------------
@@ -160,35 +179,70 @@ class Batch:
         first = next(p for p, index in enumerate(chain.indices) if self.changes.get(index) is not None)
         chain.fail_at(first)
 
-    def _fan_out_chain(self, chain: Chain) -> None:
-        """The chain's changes in version order, up to its first failure."""
+    def _fan_out_in_rounds(self, pool: ThreadPoolExecutor) -> None:
+        """Each round, every unfinished chain (concurrently) goes on to the next version it has to send and
+        sends it; then one ``BatchWriteItem`` per 25 of those chains records the round's versions as their
+        FANOUT markers. A chain sends no version before the previous one's marker is written, so a replay
+        re-sends at most one version per task, the newest a connection has."""
+        active = list(self.chains)
+        while active:
+            _each(pool, self._step, active)
+            posted = [chain for chain in active if chain.posted is not None]
+            groups = [posted[i : i + MARKER_WRITES] for i in range(0, len(posted), MARKER_WRITES)]
+            _each(pool, self._write_markers, groups)
+            active = [chain for chain in active if not chain.finished]
+
+    def _step(self, chain: Chain) -> None:
+        """Handle the chain's records, in order, up to and including the next one it sends; ``finished``
+        once it has none left or one failed."""
         follow = chain.audience is not None and self._followed(chain)
-        for position, index in enumerate(self._reachable(chain)):
+        reachable = self._reachable(chain)
+        while chain.next_position < len(reachable):
+            position = chain.next_position
             if position == chain.first_failure:
-                return  # parse failure or unreadable subscribers/markers: already failed
-            change = self.changes.get(index)
+                break  # parse failure or unreadable subscribers/markers: already failed
+            chain.next_position += 1
+            change = self.changes.get(reachable[position])
             if change is None:
                 continue
             job = job_for(change.task)
             if job is not None:
                 # Handed off even when the fan-out below fails: the replay's copy is dropped as a repeat.
                 with self._lock:
-                    self._jobs[index] = job
+                    self._jobs[reachable[position]] = job
+            task = change.task
+            if chain.audience is None or not follow or not needs_sending(chain.sent_version, task.version):
+                # Nobody follows (nothing to send or remember), or a replay of a version already sent.
+                self.push.metrics.count(STATUS_CHANGES, Status=str(task.status))
+                continue
             try:
-                if chain.audience is None or not follow:
-                    pass  # nobody follows: nothing to send, nothing to remember
-                elif needs_sending(chain.sent_version, change.task.version):
-                    report = self.push.fanout.send(change, chain.audience)
-                    chain.audience = [s for s in chain.audience if s.connection_id not in report.gone_connections]
-                    # Before the next version goes out: a replay then re-sends this one at most.
-                    self.push.fanout.markers.advance_fanout(chain.task_id, change.task.version, change.task.expires_at)
-                    chain.sent_version = change.task.version
+                report = self.push.fanout.send(change, chain.audience)
             except Exception as error:  # noqa: BLE001 - the record fails and is delivered again
                 logger.warning("stream record failed", extra={"task_id": chain.task_id, "error": str(error)})
                 chain.fail_at(position)
-                return
-            # Counted once handled: a record that fails is counted when it comes back and succeeds.
-            self.push.metrics.count(STATUS_CHANGES, Status=str(change.task.status))
+                break
+            chain.audience = [s for s in chain.audience if s.connection_id not in report.gone_connections]
+            chain.sent_version = task.version
+            chain.posted = Posted(position, task.version, task.expires_at, str(task.status))
+            return
+        chain.finished = True
+
+    def _write_markers(self, chains_posted: list[Chain]) -> None:
+        versions = {c.task_id: (c.posted.version, c.posted.expires_at) for c in chains_posted if c.posted}
+        try:
+            self.push.fanout.markers.record_fanouts(versions)
+        except Exception as error:  # noqa: BLE001 - the versions just sent fail, and are sent again (the window)
+            logger.error("FANOUT markers not written", extra={"tasks": len(chains_posted), "error": str(error)})
+            for chain in chains_posted:
+                if chain.posted is not None:
+                    chain.fail_at(chain.posted.position)
+                chain.posted, chain.finished = None, True
+            return
+        for chain in chains_posted:
+            if chain.posted is not None:
+                # Counted once handled: a record that fails is counted when it comes back and succeeds.
+                self.push.metrics.count(STATUS_CHANGES, Status=chain.posted.status)
+            chain.posted = None
 
     # --- the webhook hand-off -------------------------------------------------------------------------
 

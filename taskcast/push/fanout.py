@@ -14,8 +14,8 @@
   the other tasks of its batch for longer than that. ``send`` posts one change to a given audience;
   ``fan_out`` wraps it for one change on its own (Query, ``FANOUT`` marker read, send, marker advanced).
   The stream consumer (``taskcast.push.batch``) does those reads once per task per batch instead and
-  advances the marker itself. Either way the marker is advanced only after every subscriber got the version, so a
-  replayed batch skips versions already fanned out. A version can
+  writes the markers once per round of versions. Either way the marker is advanced only after every
+  subscriber got the version, so a replayed batch skips versions already fanned out. A version can
   still reach a connection twice when the fan-out of that version fails part-way (some posts
   delivered, one still throttled after its retries): the record fails, the stream delivers it again,
   and the connections that already had it get it again. Clients drop repeats by ``version``; a version
@@ -353,7 +353,7 @@ class WebSocketFanout:
         """One change on its own: read its subscribers and its FANOUT marker, send, advance the marker.
 
         ``fanned_out`` caches the FANOUT marker per task. The stream consumer does the reads once per task
-        per batch instead (``taskcast.push.batch``), calls ``send`` and advances the marker after each version.
+        per batch instead (``taskcast.push.batch``), calls ``send`` and writes the markers once per round.
         """
         task = change.task
         cache = {} if fanned_out is None else fanned_out

@@ -1,6 +1,6 @@
 """The stream consumer handles different tasks of one batch concurrently, one task's versions in order,
-reads the FANOUT markers once per batch and advances each after every version it sends (moto tables, a real
-@connections server)."""
+reads the FANOUT markers once per batch and writes them after every round of versions it sends (moto tables,
+a real @connections server)."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def test_a_replayed_batch_of_several_tasks_sends_nothing_new(push_env: PushEnv) 
         assert versions(sent[connection]) == [1, 2, 3, 4, 5]
 
 
-def test_markers_are_read_once_per_batch_advanced_per_version_and_untouched_for_tasks_nobody_follows(
+def test_markers_are_read_once_per_batch_written_once_per_round_and_untouched_for_tasks_nobody_follows(
     push_env: PushEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     followed = followed_tasks(push_env, 3)
@@ -176,8 +176,9 @@ def test_markers_are_read_once_per_batch_advanced_per_version_and_untouched_for_
     assert failed_sequence_numbers(push_env.consume()) == []
 
     # One subscriber Query per task (not per change), one BatchGetItem for the three followed tasks'
-    # markers, one UpdateItem per version sent (3 tasks x 4); nothing per change for the unfollowed tasks.
-    assert calls.calls == Counter(query=5, batch_get_item=1, update_item=12)
+    # markers, one BatchWriteItem per round (4 versions each: 4 rounds of 3 tasks); nothing per change
+    # for the unfollowed tasks, and no per-change GetItem or UpdateItem.
+    assert calls.calls == Counter(query=5, batch_get_item=1, batch_write_item=4)
     for task, _ in followed:
         assert push_env.push.fanout.markers.fanned_out_version(task.id) == 5
     for task in unfollowed:
@@ -186,7 +187,7 @@ def test_markers_are_read_once_per_batch_advanced_per_version_and_untouched_for_
         assert versions(push_env.connections.frames(connection)) == [1, 2, 3, 4, 5]
 
 
-def test_a_refused_marker_update_fails_from_that_version_and_the_replay_repeats_only_it(
+def test_a_refused_marker_write_fails_from_that_rounds_version_and_the_replay_repeats_only_it(
     push_env: PushEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [(task, connection)] = followed_tasks(push_env, 1)
@@ -197,18 +198,20 @@ def test_a_refused_marker_update_fails_from_that_version_and_the_replay_repeats_
     push_env.advance(running, Status.SUCCEEDED, result={})
     event = push_env.stream_event()
     client = push_env.push.fanout.markers.client
-    real_update = client.update_item
+    real_write = client.batch_write_item
 
     def refuse_version_3(**request: Any) -> Any:
-        if request["ExpressionAttributeValues"][":version"] == {"N": "3"}:
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
-        return real_update(**request)
+        [puts] = request["RequestItems"].values()
+        if any(put["PutRequest"]["Item"]["version"] == {"N": "3"} for put in puts):
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem")
+        return real_write(**request)
 
     with monkeypatch.context() as patch:
-        patch.setattr(client, "update_item", refuse_version_3)
+        patch.setattr(client, "batch_write_item", refuse_version_3)
         response = push_env.consume(event)
 
-    # v2 went out and its marker moved; v3 went out but its marker did not: only v3 comes back.
+    # Round 1: v2 went out and its marker was written; round 2: v3 went out, its marker refused: only v3
+    # comes back.
     assert failed_sequence_numbers(response) == [sequence_of(event, task.id, 3)]
     assert versions(push_env.connections.frames(connection)) == [1, 2, 3]
     assert push_env.push.fanout.markers.fanned_out_version(task.id) == 2

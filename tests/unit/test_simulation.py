@@ -36,16 +36,7 @@ from taskcast import aws
 from taskcast.models import Status, Task
 from taskcast.push.fanout import is_gone, parse_stream_record
 from taskcast.settings import Settings
-from taskcast.store import (
-    FANOUT,
-    DeliveryAttempt,
-    DeliveryLog,
-    Markers,
-    SubscriptionStore,
-    TaskStore,
-    item_key,
-    to_attributes,
-)
+from taskcast.store import DeliveryAttempt, DeliveryLog, Markers, SubscriptionStore, TaskStore, to_attributes
 
 NO_LATENCY = Latency(0.0, 0.0)
 
@@ -86,11 +77,9 @@ def _scenario(client: Any, settings: Settings) -> list[Any]:
     markers.advance_fanout("t1", 3, 99)
     markers.advance_fanout("t1", 2, 99)
     results.append(markers.fanned_out_version("t1"))
-    # The consumer's batch form: all markers in one BatchGetItem (absent ones 0); raw BatchWriteItem puts.
+    # The consumer's batch forms: all markers in one BatchGetItem (absent ones 0), one BatchWriteItem.
     results.append(markers.fanned_out_versions(["t1", "t-unknown"]))
-    client.batch_write_item(RequestItems={tasks_table: [
-        {"PutRequest": {"Item": to_attributes({**item_key(task_id, FANOUT), "version": version, "expires_at": 99})}}
-        for task_id, version in (("t1", 4), ("t-other", 2))]})
+    markers.record_fanouts({"t1": (4, 99), "t-other": (2, 99)})
     results.append(markers.fanned_out_versions(["t1", "t-other"]))
     results.append(markers.webhook_state("t1", 1))
     log.record("t1", "acme", 99, DeliveryAttempt("w1", 1, 1, 200, "2026-01-01T00:00:01Z", "delivered"))
