@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.burst import BurstPlan, burst_table, run_burst
 from bench.clients import Http, close_all, keep_alive
 from bench.fanout import FanoutPlan, run_fanout
 from bench.isolation import IsolationPlan, run_isolation
@@ -41,17 +42,24 @@ class Mode:
     startup: StartupPlan
     simulation: SimPlan
     isolation: IsolationPlan
+    burst: BurstPlan
+    parts: tuple[str, ...]  # the parts run when --only names none
 
 
+PARTS = ("startup", "simulate", "lag", "fanout", "job40", "isolation")
+# The quick mode is a smoke run of every measurement on one stack, under 2 minutes: the startup and isolation
+# parts each start stacks of their own (two and one), so they run only when named (--quick --only startup).
 QUICK = Mode(
     "quick",
-    LagPlan(tasks_per_transport=6, min_duration_s=2, max_duration_s=6, push_connections=100, arrival_window_s=12,
-            deadline_s=45),
-    FanoutPlan(one_task_sizes=(100, 1000), many_task_sizes=(100,), wait_s=45, budget_s=75),
-    Job40Plan(job_s=10, runs=2, slack_s=30),
+    LagPlan(tasks_per_transport=4, min_duration_s=1, max_duration_s=3, push_connections=50, arrival_window_s=6,
+            deadline_s=30),
+    FanoutPlan(one_task_sizes=(100,), many_task_sizes=(100,), wait_s=30, budget_s=45),
+    Job40Plan(job_s=5, runs=1, slack_s=20),
     StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
     QUICK_PLAN,
     IsolationPlan(tasks=10, stalled_tasks=20, min_duration_s=0.5, max_duration_s=2, arrival_window_s=8, deadline_s=60),
+    BurstPlan(tasks=20, deadline_s=30),  # 200 in the full mode
+    parts=("simulate", "lag", "fanout", "job40"),
 )
 FULL = Mode(
     "full",
@@ -62,8 +70,9 @@ FULL = Mode(
     StartupPlan(idle_s=20, rest_requests=50, import_runs=3),
     FULL_PLAN,
     IsolationPlan(tasks=30, stalled_tasks=40, min_duration_s=1, max_duration_s=5, arrival_window_s=40),
+    BurstPlan(tasks=200),
+    parts=PARTS,
 )
-PARTS = ("startup", "simulate", "lag", "fanout", "job40", "isolation")
 STACK_PARTS = {"lag", "fanout", "job40"}  # the parts measured on the one probed stack (simulate needs none)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
@@ -97,7 +106,7 @@ def quiet_stack_logs() -> None:
 
 async def measure(stack: Any, mode: Mode, parts: set[str], probe: Probes) -> dict[str, Any]:
     http = Http(stack.http_url, stack.api_key, workers=3 * mode.lag.tasks_per_transport + 3 * mode.job40.runs + 16)
-    result: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "notes": [], "samples": {}}
+    result: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "burst": None, "notes": [], "samples": {}}
     idle: list[Any] = []  # connections left open until nothing is measured any more
     pinger = asyncio.get_running_loop().create_task(keep_alive(idle))
     try:
@@ -108,6 +117,11 @@ async def measure(stack: Any, mode: Mode, parts: set[str], probe: Probes) -> dic
                 result["samples"] = lag.samples
                 result["notes"] += lag.notes
                 idle += lag.connections
+            await _settle(probe, result)
+            burst = await _part("burst", run_burst(stack, http, mode.burst, log), result)
+            if burst is not None:
+                result["notes"] += burst.pop("notes")
+                result["burst"] = burst
         if "fanout" in parts:
             await _settle(probe, result)
             fanout = await _part("fan-out", run_fanout(stack, probe, mode.fanout, idle, log), result)
@@ -174,6 +188,14 @@ def targets(result: dict[str, Any], mode: Mode) -> list[dict[str, Any]]:
             "measured": f"{one_k['last_delivery_s']:.3f} s",
             "met": one_k["delivered"] == 1000 and one_k["last_delivery_s"] < 1.0,
         })
+    burst = result.get("burst")
+    if burst and burst["p95_s"] == burst["p95_s"]:  # not NaN: some follower saw its end
+        checks.append({
+            "target": f"a burst of {burst['tasks']} short tasks: p95 terminal-push lag ≤ 1 s",
+            "measured": f"{burst['p95_s'] * 1000:.0f} ms (p50 {burst['p50_s'] * 1000:.0f} ms, "
+                        f"{burst['missed']} missed)",
+            "met": burst["missed"] == 0 and burst["p95_s"] <= 1.0,
+        })
     simulated = target_check(result["simulation"]) if result.get("simulation") else None
     if simulated:
         checks.append(simulated)
@@ -213,6 +235,9 @@ def render(result: dict[str, Any], mode: Mode, checks: list[dict[str, Any]], ela
             "Where the time of each terminal change went (p50 / p99), from the probed calls:",
             report.breakdown_table(result["lag"]),
         ]
+    if result.get("burst"):
+        parts += [f"## A burst: {mode.burst.tasks} short tasks created together, each followed over WebSocket",
+                  burst_table(result["burst"])]
     if result["fanout"]:
         parts += ["## Fan-out", report.fanout_table(result["fanout"])]
     if result["job40"]:
@@ -239,6 +264,7 @@ def stack_limits(mode: Mode) -> dict[str, str]:
     just under the consumer's 60 s timeout so the measurement is of the fan-out, not of the retry."""
     defaults = Settings()
     connections = sum(mode.fanout.one_task_sizes) + sum(mode.fanout.many_task_sizes) + mode.lag.push_connections
+    connections += mode.burst.tasks
     return {
         "TASKCAST_SUBSCRIBERS_PER_TASK": str(max(defaults.subscribers_per_task, *mode.fanout.one_task_sizes) + 100),
         "TASKCAST_CONNECTIONS_PER_TENANT": str(max(defaults.connections_per_tenant, connections + 100)),
@@ -278,7 +304,7 @@ def run_probed_stack(mode: Mode, parts: set[str], calls_dir: Path | None) -> dic
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     mode = QUICK if args.quick else FULL
-    parts = set(args.only or PARTS)
+    parts = set(args.only or mode.parts)
     raise_file_limit()
     quiet_stack_logs()
 
@@ -303,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - one broken part must not lose the others' results
             log(f"simulate: failed: {type(error).__name__}: {error}")
             notes.append(f"simulate failed: {type(error).__name__}: {error}")
-    measured: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "notes": [], "samples": {}}
+    measured: dict[str, Any] = {"lag": [], "fanout": [], "job40": [], "burst": None, "notes": [], "samples": {}}
     if parts & STACK_PARTS:
         measured = run_probed_stack(mode, parts & STACK_PARTS, args.calls_dir)
     isolation: dict[str, Any] | None = None
@@ -324,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **measured,
         "plan": {"lag": asdict(mode.lag), "fanout": asdict(mode.fanout), "job40": asdict(mode.job40),
                  "startup": asdict(mode.startup), "simulation": asdict(mode.simulation),
-                 "isolation": asdict(mode.isolation)},
+                 "isolation": asdict(mode.isolation), "burst": asdict(mode.burst)},
         "elapsed_s": elapsed,
         "lag_samples_s": samples,
     }

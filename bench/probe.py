@@ -38,7 +38,8 @@ class Call:
 
 
 class CallProbe:
-    """Wraps ``BaseClient._make_api_call`` while installed; use as a context manager.
+    """Wraps ``BaseClient._make_api_call`` while installed, and the push functions' lean
+    ``ConnectionsClient.post_to_connection`` (its posts bypass boto3); use as a context manager.
 
     Calls go to ``sink`` (default: kept in ``calls``).
     """
@@ -47,6 +48,7 @@ class CallProbe:
         self.calls: list[Call] = []
         self.sink = sink or self.calls.append  # list.append is atomic under the GIL
         self._original: Any = None
+        self._original_post: Any = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> CallProbe:
@@ -72,12 +74,35 @@ class CallProbe:
 
             self._original = original
             BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+            self._install_lean_posts()
+
+    def _install_lean_posts(self) -> None:
+        try:
+            from taskcast.push.connections_client import ConnectionsClient
+        except ImportError:  # a process without the package: only boto3's calls are probed
+            return
+        original = ConnectionsClient.post_to_connection
+        probe = self
+
+        def post_to_connection(client: Any, **params: Any) -> Any:
+            start = time.time()
+            try:
+                return original(client, **params)
+            finally:
+                probe._record_call("apigatewaymanagementapi", "PostToConnection", params, start, time.time())
+
+        self._original_post = (ConnectionsClient, original)
+        ConnectionsClient.post_to_connection = post_to_connection  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
         with self._lock:
             if self._original is not None:
                 BaseClient._make_api_call = self._original  # type: ignore[method-assign]
                 self._original = None
+            if self._original_post is not None:
+                cls, original = self._original_post
+                cls.post_to_connection = original
+                self._original_post = None
 
     def since(self, start: float) -> list[Call]:
         return [call for call in self.calls if call.start >= start]
@@ -85,6 +110,12 @@ class CallProbe:
     def _record(self, client: BaseClient, operation: str, params: dict[str, Any], start: float, end: float) -> None:
         try:
             service = client.meta.service_model.service_name
+        except Exception:  # noqa: BLE001 - a probe must never break the call it watches
+            return
+        self._record_call(service, operation, params, start, end)
+
+    def _record_call(self, service: str, operation: str, params: dict[str, Any], start: float, end: float) -> None:
+        try:
             call = Call(
                 service=service,
                 operation=operation,

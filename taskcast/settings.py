@@ -71,6 +71,8 @@ class Settings:
     # API Gateway keeps a WebSocket at most 2 hours; subscriptions outlive that by a margin.
     subscription_ttl_s: int = 3 * 3600
     fanout_workers: int = 16
+    # Tasks the stream consumer handles at once within one batch (each task's changes stay in order).
+    consumer_task_concurrency: int = 64
     # WebSocket limits (docs/operations.md, "Security: limits and defaults").
     subscriptions_per_connection: int = 100
     subscribers_per_task: int = 2000
@@ -140,6 +142,9 @@ class Settings:
             long_polls_per_tenant=int(env.get("TASKCAST_LONG_POLLS_PER_TENANT", defaults.long_polls_per_tenant)),
             retry_after_s=int(env.get("TASKCAST_RETRY_AFTER", defaults.retry_after_s)),
             fanout_workers=int(env.get("TASKCAST_FANOUT_WORKERS", defaults.fanout_workers)),
+            consumer_task_concurrency=int(
+                env.get("TASKCAST_CONSUMER_TASK_CONCURRENCY", defaults.consumer_task_concurrency)
+            ),
             subscriptions_per_connection=int(
                 env.get("TASKCAST_SUBSCRIPTIONS_PER_CONNECTION", defaults.subscriptions_per_connection)
             ),

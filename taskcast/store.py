@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -371,6 +371,16 @@ def _conditional_failed(error: ClientError) -> bool:
     return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
+# DynamoDB's per-call limits of BatchGetItem and BatchWriteItem, and how often unprocessed keys are retried.
+_BATCH_GET_KEYS = 100
+_BATCH_WRITE_ITEMS = 25
+_BATCH_TRIES = 5
+
+
+class MarkersUnavailable(Exception):
+    """DynamoDB left some marker keys unprocessed (throttled) after every retry."""
+
+
 class Markers:
     """The per-task ``FANOUT`` and ``WEBHOOK`` items the push path keeps beside the task.
 
@@ -379,12 +389,18 @@ class Markers:
     attempt of a version is logged, a replayed batch does not send that webhook again.
     """
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(self, table_name: str, client: Any = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.table_name = table_name
         self.client = client or aws.client("dynamodb")
+        self._sleep = sleep
 
     def _key(self, task_id: str, sort_key: str) -> dict[str, Any]:
         return to_attributes(item_key(task_id, sort_key))
+
+    def _back_off(self, attempt: int) -> None:
+        """Before retrying unprocessed keys, as DynamoDB asks: exponential, from 25 ms."""
+        if attempt < _BATCH_TRIES - 1:
+            self._sleep(0.025 * 2**attempt)
 
     def fanned_out_version(self, task_id: str) -> int:
         answer = self.client.get_item(
@@ -411,6 +427,59 @@ class Markers:
         except ClientError as error:
             if not _conditional_failed(error):
                 raise
+
+    def fanned_out_versions(self, task_ids: Iterable[str]) -> dict[str, int]:
+        """The FANOUT marker of each task (0 when absent): ``BatchGetItem``, 100 keys a call.
+
+        Raises ``MarkersUnavailable`` when DynamoDB keeps some keys unprocessed after a few tries.
+        """
+        wanted = sorted(set(task_ids))
+        versions = dict.fromkeys(wanted, 0)
+        for start in range(0, len(wanted), _BATCH_GET_KEYS):
+            keys = [self._key(task_id, FANOUT) for task_id in wanted[start : start + _BATCH_GET_KEYS]]
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#pk, #version",
+                    "ExpressionAttributeNames": {"#pk": "pk", "#version": "version"},
+                }
+            }
+            for attempt in range(_BATCH_TRIES):
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    versions[item["pk"]["S"]] = int(item["version"]["N"])
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._back_off(attempt)
+            if request:
+                raise MarkersUnavailable("FANOUT markers still unprocessed after retries")
+        return versions
+
+    def record_fanouts(self, versions: Mapping[str, tuple[int, int]]) -> None:
+        """Set each task's FANOUT marker to ``(version, expires_at)``: ``BatchWriteItem``, 25 items a call.
+
+        Unconditional (BatchWriteItem takes no condition), unlike ``advance_fanout``: the stream consumer
+        is the only writer of a task's marker and handles one task in one invocation at a time (Lambda
+        keeps a partition key on one lane, in order), and it writes only a version above the marker it
+        read in that invocation.
+        Raises ``MarkersUnavailable`` when DynamoDB keeps some items unprocessed after a few tries.
+        """
+        puts = [
+            {"PutRequest": {"Item": to_attributes({**item_key(task_id, FANOUT), "version": v, TTL_ATTRIBUTE: e})}}
+            for task_id, (v, e) in sorted(versions.items())
+        ]
+        for start in range(0, len(puts), _BATCH_WRITE_ITEMS):
+            request: dict[str, Any] = {self.table_name: puts[start : start + _BATCH_WRITE_ITEMS]}
+            for attempt in range(_BATCH_TRIES):
+                answer = self.client.batch_write_item(RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                self._back_off(attempt)
+            if request:
+                raise MarkersUnavailable("FANOUT markers still unwritten after retries")
 
     def webhook_state(self, task_id: str, version: int) -> tuple[bool, bool]:
         """(callback disabled, first attempt of ``version`` already logged) in one round trip."""

@@ -9,6 +9,11 @@ DynamoDB streams — one poller thread per mapping:
   to ``MaximumBatchingWindowInSeconds``; records are in the Lambda event shape (``eventSourceARN``,
   ``awsRegion``, ``dynamodb.ApproximateCreationDateTime`` as epoch seconds, ``SequenceNumber``…);
 - ``FilterCriteria``: records that match no filter are skipped (and count as processed);
+- ``ParallelizationFactor`` P > 1: up to P × ``BatchSize`` records are read at once and split into P
+  lanes by a hash of their partition key (the table's ``HASH`` key, from ``describe_stream``), as Lambda
+  does; each lane is invoked on its own, concurrently, in stream order within the lane, so records of
+  one key keep their order. The shard's checkpoint moves past the read once every lane has finished
+  (a lane that is still retrying holds the next read, where Lambda's lanes would move on independently);
 - on a function error: ``BisectBatchOnFunctionError`` splits the batch in two and retries each half;
   otherwise the batch is retried, up to ``MaximumRetryAttempts`` (-1: until it succeeds), then the
   ``OnFailure`` destination gets Lambda's record (``DDBStreamBatchInfo``) and the shard moves on;
@@ -29,11 +34,14 @@ mapping's ``ScalingConfig.MaximumConcurrency``, since each poller runs one invoc
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +70,7 @@ class StreamMapping:
     on_failure: str | None = None
     filters: list[dict[str, Any]] = field(default_factory=list)
     enabled: bool = True
+    parallelization: int = 1  # ParallelizationFactor: concurrent invocations per shard, one per key lane
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ def _stream_mapping(function: LocalFunction, properties: dict[str, Any], stream_
         max_retries=int(properties.get("MaximumRetryAttempts", -1)),
         bisect=bool(properties.get("BisectBatchOnFunctionError", False)),
         on_failure=destination,
+        parallelization=max(1, min(10, int(properties.get("ParallelizationFactor", 1)))),
         **_common(properties),
     )
 
@@ -196,6 +206,21 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
     return record
 
 
+def lane_of(key: Any, lanes: int) -> int:
+    """The lane (0..lanes-1) of a record whose partition key is ``key`` (its stream ``Keys`` entry):
+    stable across processes, so one key always lands in the same lane."""
+    return zlib.crc32(json.dumps(key, sort_keys=True).encode()) % lanes
+
+
+def split_into_lanes(records: list[dict[str, Any]], lanes: int, hash_key: str | None) -> list[list[dict[str, Any]]]:
+    """``records`` split by partition key into ``lanes`` lists, each in stream order (empty lanes dropped)."""
+    split: list[list[dict[str, Any]]] = [[] for _ in range(lanes)]
+    for record in records:
+        keys = record["dynamodb"].get("Keys") or {}
+        split[lane_of(keys.get(hash_key) if hash_key else keys, lanes)].append(record)
+    return [lane for lane in split if lane]
+
+
 class _AllFailed(Exception):
     pass
 
@@ -271,9 +296,18 @@ class StreamPoller(_Poller):
         self.poll_interval_s = poll_interval_s
         self.retry_backoff_s = retry_backoff_s
         self._iterators: dict[str, str] = {}
+        self._hash_key: str | None = None
+        self._lanes: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        if self.mapping.parallelization > 1:
+            self._lanes = ThreadPoolExecutor(self.mapping.parallelization, thread_name_prefix=f"{self.name}-lane")
         self._start_thread(self._poll_forever)
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        super().stop(timeout_s)
+        if self._lanes is not None:
+            self._lanes.shutdown(wait=False, cancel_futures=True)
 
     # -- the loop
     def _poll_forever(self) -> None:
@@ -288,6 +322,8 @@ class StreamPoller(_Poller):
     def _shards(self) -> list[str]:
         if not self._iterators:
             description = self.client.describe_stream(StreamArn=self.mapping.stream_arn)["StreamDescription"]
+            self._hash_key = next((key["AttributeName"] for key in description.get("KeySchema") or []
+                                   if key.get("KeyType") == "HASH"), None)
             for shard in description.get("Shards") or []:
                 self._iterators[shard["ShardId"]] = self._iterator_for(shard["ShardId"])
         return list(self._iterators)
@@ -301,8 +337,13 @@ class StreamPoller(_Poller):
             arguments["ShardIteratorType"] = self.mapping.starting_position
         return self.client.get_shard_iterator(**arguments)["ShardIterator"]
 
+    @property
+    def _read_size(self) -> int:
+        # P lanes of up to BatchSize each; GetRecords returns at most 1,000 records.
+        return min(1000, self.mapping.batch_size * self.mapping.parallelization)
+
     def _fetch(self, shard_id: str) -> list[dict[str, Any]]:
-        answer = self.client.get_records(ShardIterator=self._iterators[shard_id], Limit=self.mapping.batch_size)
+        answer = self.client.get_records(ShardIterator=self._iterators[shard_id], Limit=self._read_size)
         if answer.get("NextShardIterator"):
             self._iterators[shard_id] = answer["NextShardIterator"]
         return answer.get("Records") or []
@@ -312,22 +353,36 @@ class StreamPoller(_Poller):
         if not raw:
             return False
         window_ends = time.monotonic() + self.mapping.batching_window_s
-        while len(raw) < self.mapping.batch_size and time.monotonic() < window_ends and not self.stopping.is_set():
+        while len(raw) < self._read_size and time.monotonic() < window_ends and not self.stopping.is_set():
             more = self._fetch(shard_id)
             raw.extend(more)
             if not more:
                 self.stopping.wait(min(self.poll_interval_s, max(0.0, window_ends - time.monotonic())))
         records = [stream_record(item, self.mapping.stream_arn, self.region) for item in raw]
         passing = [record for record in records if record_passes(self.mapping.filters, record)]
-        if not passing or self._deliver(shard_id, passing):
+        if not passing or self._deliver_read(shard_id, passing):
             self._checkpoint(shard_id, records[-1])
         return True
+
+    def _deliver_read(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        if self._lanes is None:
+            return self._deliver(shard_id, records)
+        lanes = split_into_lanes(records, self.mapping.parallelization, self._hash_key)
+        running = [self._lanes.submit(self._deliver_lane, shard_id, lane) for lane in lanes]
+        return all([future.result() for future in running])
+
+    def _deliver_lane(self, shard_id: str, lane: list[dict[str, Any]]) -> bool:
+        """One lane's records, a batch at a time, in order; a lane never checkpoints part of a read
+        (the other lanes' records before that point may not be done yet)."""
+        size = self.mapping.batch_size
+        return all(self._deliver(shard_id, lane[start : start + size], partial_checkpoints=False)
+                   for start in range(0, len(lane), size))
 
     # -- delivery with retries
     def _checkpoint(self, shard_id: str, record: dict[str, Any]) -> None:
         self.checkpoints.put(self.mapping.stream_arn, shard_id, record["dynamodb"]["SequenceNumber"])
 
-    def _deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> bool:
+    def _deliver(self, shard_id: str, batch: list[dict[str, Any]], partial_checkpoints: bool = True) -> bool:
         """Deliver ``batch`` until it succeeds or exhausts its retries (bisecting if asked); False
         when the poller stops first, leaving records undelivered (they come again after a restart)."""
         pending = batch
@@ -338,7 +393,8 @@ class StreamPoller(_Poller):
             if invocation.failed and self.mapping.bisect and len(pending) > 1:
                 middle = len(pending) // 2
                 log.info("%s: batch of %d failed; bisecting", self.name, len(pending))
-                return self._deliver(shard_id, pending[:middle]) and self._deliver(shard_id, pending[middle:])
+                return (self._deliver(shard_id, pending[:middle], partial_checkpoints)
+                        and self._deliver(shard_id, pending[middle:], partial_checkpoints))
             sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in pending]
             if invocation.failed:
                 failed = set(sequence_numbers)
@@ -350,7 +406,8 @@ class StreamPoller(_Poller):
                 return True
             first = min(sequence_numbers.index(number) for number in failed)
             if first > 0:
-                self._checkpoint(shard_id, pending[first - 1])
+                if partial_checkpoints:
+                    self._checkpoint(shard_id, pending[first - 1])
                 pending = pending[first:]
             if 0 <= self.mapping.max_retries < invocations:
                 self._discard(shard_id, pending, invocation, invocations)

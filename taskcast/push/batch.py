@@ -1,107 +1,288 @@
 """One DynamoDB Streams batch: every task change pushed to WebSocket subscribers and handed to webhook delivery.
 
-Records are handled one after another, in stream order, so a task's versions go out in order; within
-a record the WebSocket posts run concurrently. A change with a callback becomes a first-attempt
-``WebhookJob``; the jobs of the batch are put on the delivery queue at the end, ten per SQS call. The
-consumer never calls a receiver and never waits for one: the delivery function does that
-(``taskcast.webhooks.retry``), so no tenant's callback can hold the WebSocket pushes back.
+**Concurrency.** Order is promised per task, not across the shard. The records of one task form a chain
+(``taskcast.push.batch_order``) handled in stream order, i.e. in version order; the chains of different
+tasks run concurrently, up to ``TASKCAST_CONSUMER_TASK_CONCURRENCY`` at once. Within one change the
+WebSocket posts run concurrently too (``WebSocketFanout.send``). A change with a callback becomes a
+first-attempt ``WebhookJob``; the jobs are put on the delivery queue at the end, in stream order, ten per
+SQS call. The consumer never calls a receiver (``taskcast.webhooks.retry`` does), so no tenant's callback
+can hold the WebSocket pushes back.
 
-A record fails (partial batch response, the stream delivers it again) when a subscriber could not be
-reached after the retries, when its task state is unreadable, when an earlier change of the same task
-failed in this batch (a later version must not overtake it), or when SQS refused its webhook job.
-Replays are cheap and safe: the FANOUT marker skips what already went out, and the delivery function
-drops a first attempt that is already in the delivery log.
+**Calls per batch.** For each task with changes: one subscriber ``Query``. For the tasks someone follows:
+one ``BatchGetItem`` for all their FANOUT markers (100 a call). The chains then advance in rounds: in each,
+every chain sends its next version, and one ``BatchWriteItem`` per 25 chains records those versions as
+their markers before any chain sends another (``_fan_out_in_rounds``). A batch holds one to a few versions
+of a task, so that is a few writes per batch instead of one per change. A task nobody follows costs the
+Query only: with no subscriber there is nothing to send twice, so no marker is read or written.
+The subscribers are read once for the whole chain: every record of the batch was written before the
+batch was read, so a subscription made after the Query gets, from its subscribe handshake, a snapshot
+at least as new as the chain's last version (``after_version``); one made before it is in the answer.
+
+**Failures.** A record fails (it is named in ``batchItemFailures``) when a subscriber could not be
+reached after the retries, when its task state is unreadable, when its task's subscribers or markers
+could not be read or its marker not advanced, or when SQS refused its webhook job. A record after a
+failed one of the same task is held (named too): a later version must not overtake it.
+
+**Checkpoints and replays.** Lambda resumes a stream after a partial batch response from the LOWEST
+failed sequence number: everything from there on comes again, failed or not (``delivered_again_from``).
+So chains of other tasks that ran past the first failure of the batch will be replayed anyway; handling
+them now is still right, because the replay is deduplicated: each chain's FANOUT marker records the last
+version it fanned out, and a replayed version at or below it is not sent again (the delivery function
+likewise drops a first attempt already in the delivery log). Only records that are failed or held must
+be named, and exactly those are.
+
+**Duplicate window.** A version can reach a connection twice (clients drop repeats by ``version``; a
+version never goes backwards for a connection):
+- when a change's fan-out fails part-way (some posts delivered, one still throttled after its retries):
+  its replay posts it to all its subscribers again;
+- when the invocation ends between a round's posts and its marker write (a timeout, a crash, or the
+  write refused): the replay re-sends that round's version of each task concerned, the newest its
+  connections have. The markers move after every round, not once at the end of the batch, so that a
+  replay never re-sends a version older than one a connection already has (1, 2, 3, 2, 3, as writing
+  them once per batch would).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskcast.metrics import STATUS_CHANGES, STREAM_RECORDS
+from taskcast.push.batch_order import RecordOutcome, chains, failed_items, settle_chain
 from taskcast.push.deps import PushDeps
-from taskcast.push.fanout import FanoutReport, PoisonRecord, parse_stream_record
-from taskcast.store import parse_item_key
+from taskcast.push.fanout import PoisonRecord, StateChange, followed, needs_sending, parse_stream_record
+from taskcast.store import Subscription, parse_item_key
 from taskcast.webhooks.delivery import job_for
 from taskcast.webhooks.format import WebhookJob
 
 logger = logging.getLogger(__name__)
 
+K = TypeVar("K")
 
-class EarlierChangeFailed(Exception):
-    """An earlier version of this task failed in the same batch; this one must wait for it."""
+MARKER_WRITES = 25  # items per BatchWriteItem call (DynamoDB's limit)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A version a chain sent in the current round, its FANOUT marker not yet written."""
+
+    position: int  # in the chain's ``indices``
+    version: int
+    expires_at: int
+    status: str
+
+
+@dataclass
+class Chain:
+    """One task's records in this batch, and what its handling learned."""
+
+    task_id: str
+    indices: list[int]
+    audience: list[Subscription] | None = None  # None: not read (no change) or unreadable
+    sent_version: int = 0  # the FANOUT marker as read, then as advanced by this chain
+    first_failure: int | None = None  # position in ``indices``
+    next_position: int = 0  # the first record not handled yet
+    posted: Posted | None = None
+    finished: bool = False
+
+    def fail_at(self, position: int) -> None:
+        if self.first_failure is None or position < self.first_failure:
+            self.first_failure = position
 
 
 class Batch:
-    """The state of one invocation: per-task markers, failed tasks, and the webhook jobs to hand off."""
+    """The state of one invocation: its records, one chain per task, and the webhook jobs to hand off."""
 
-    def __init__(self, push: PushDeps) -> None:
+    def __init__(self, push: PushDeps, records: Sequence[dict[str, Any]]) -> None:
         self.push = push
-        self.fanned_out: dict[str, int] = {}
-        self.failed_tasks: set[str] = set()
-        self._jobs: list[tuple[str, WebhookJob]] = []  # (sequence number, first attempt)
+        self.records = records
+        self.sequence_numbers = [str((r.get("dynamodb") or {}).get("SequenceNumber", "")) for r in records]
+        self.chains = [Chain(task_id, indices) for task_id, indices in chains(self._task_ids()).items()]
+        self.changes: dict[int, StateChange | None] = {}
+        self._jobs: dict[int, WebhookJob] = {}  # record index → first attempt
+        self._lock = threading.Lock()
 
-    def handle(self, record: DynamoDBRecord) -> FanoutReport | None:
-        raw = record.raw_event
-        task_id, _ = parse_item_key((raw.get("dynamodb") or {}).get("Keys") or {})
-        if task_id in self.failed_tasks:
-            raise EarlierChangeFailed(task_id)
+    def _task_ids(self) -> list[str]:
+        # A record without a task key stands alone: it cannot hold, or be held by, another one.
+        keyed = [parse_item_key((r.get("dynamodb") or {}).get("Keys") or {})[0] for r in self.records]
+        return [task_id or f"#record-{index}" for index, task_id in enumerate(keyed)]
+
+    def run(self, concurrency: int) -> list[tuple[int, RecordOutcome]]:
+        self._parse()
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="stream-task") as pool:
+            changing = [chain for chain in self.chains if self._has_change(chain)]
+            self._read_audiences(pool, changing)
+            self._read_markers([c for c in changing if c.audience is not None and self._followed(c)])
+            self._fan_out_in_rounds(pool)
+        return [outcome for chain in self.chains for outcome in settle_chain(chain.indices, chain.first_failure)]
+
+    # --- the phases ---------------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        """Parse every record; a poison one fails, and its task's later records are held."""
+        for chain in self.chains:
+            for position, index in enumerate(chain.indices):
+                try:
+                    self.changes[index] = parse_stream_record(self.records[index])
+                except PoisonRecord as error:
+                    logger.error("stream record failed", extra={"task_id": chain.task_id, "error": str(error)})
+                    chain.fail_at(position)
+                    break
+
+    def _has_change(self, chain: Chain) -> bool:
+        return any(self.changes.get(index) is not None for index in self._reachable(chain))
+
+    def _reachable(self, chain: Chain) -> list[int]:
+        """The chain's records up to and including its first failure: the ones handled in this batch."""
+        stop = len(chain.indices) if chain.first_failure is None else chain.first_failure + 1
+        return chain.indices[:stop]
+
+    def _read_audiences(self, pool: ThreadPoolExecutor, changing: list[Chain]) -> None:
+        def read(chain: Chain) -> None:
+            try:
+                chain.audience = self.push.subscriptions.for_task(chain.task_id)
+            except (BotoCoreError, ClientError) as error:
+                logger.warning("subscribers unreadable", extra={"task_id": chain.task_id, "error": str(error)})
+                self._fail_at_first_change(chain)
+
+        _each(pool, read, changing)
+
+    def _followed(self, chain: Chain) -> bool:
+        tenant = self._tenant_of(chain)
+        return chain.audience is not None and tenant is not None and followed(chain.audience, tenant)
+
+    def _tenant_of(self, chain: Chain) -> str | None:
+        changes = (self.changes.get(index) for index in self._reachable(chain))
+        return next((change.task.tenant for change in changes if change is not None), None)
+
+    def _read_markers(self, chains_followed: list[Chain]) -> None:
+        if not chains_followed:
+            return
         try:
-            change = parse_stream_record(raw)
+            markers = self.push.fanout.markers.fanned_out_versions(chain.task_id for chain in chains_followed)
+        except Exception as error:  # noqa: BLE001 - any failure to read fails these tasks' records, not the batch
+            logger.warning("FANOUT markers unreadable", extra={"tasks": len(chains_followed), "error": str(error)})
+            for chain in chains_followed:
+                self._fail_at_first_change(chain)
+            return
+        for chain in chains_followed:
+            chain.sent_version = markers[chain.task_id]
+
+    def _fail_at_first_change(self, chain: Chain) -> None:
+        chain.audience = None
+        first = next(p for p, index in enumerate(chain.indices) if self.changes.get(index) is not None)
+        chain.fail_at(first)
+
+    def _fan_out_in_rounds(self, pool: ThreadPoolExecutor) -> None:
+        """Each round, every unfinished chain (concurrently) goes on to the next version it has to send and
+        sends it; then one ``BatchWriteItem`` per 25 of those chains records the round's versions as their
+        FANOUT markers. A chain sends no version before the previous one's marker is written, so a replay
+        re-sends at most one version per task, the newest a connection has."""
+        active = list(self.chains)
+        while active:
+            _each(pool, self._step, active)
+            posted = [chain for chain in active if chain.posted is not None]
+            groups = [posted[i : i + MARKER_WRITES] for i in range(0, len(posted), MARKER_WRITES)]
+            _each(pool, self._write_markers, groups)
+            active = [chain for chain in active if not chain.finished]
+
+    def _step(self, chain: Chain) -> None:
+        """Handle the chain's records, in order, up to and including the next one it sends; ``finished``
+        once it has none left or one failed."""
+        follow = chain.audience is not None and self._followed(chain)
+        reachable = self._reachable(chain)
+        while chain.next_position < len(reachable):
+            position = chain.next_position
+            if position == chain.first_failure:
+                break  # parse failure or unreadable subscribers/markers: already failed
+            chain.next_position += 1
+            change = self.changes.get(reachable[position])
             if change is None:
-                return None
+                continue
             job = job_for(change.task)
             if job is not None:
-                # Handed off even when the fan-out below fails: a poison record still gets its webhook.
-                self._jobs.append((change.sequence_number, job))
-            report = self.push.fanout.fan_out(change, self.fanned_out)
-            # Counted once handled: a record that fails is counted when it comes back and succeeds.
-            self.push.metrics.count(STATUS_CHANGES, Status=str(change.task.status))
-        except Exception as error:
-            self.failed_tasks.add(task_id)
-            level = logging.ERROR if isinstance(error, PoisonRecord) else logging.WARNING
-            logger.log(level, "stream record failed", extra={"task_id": task_id, "error": str(error)})
-            raise
-        return report
+                # Handed off even when the fan-out below fails: the replay's copy is dropped as a repeat.
+                with self._lock:
+                    self._jobs[reachable[position]] = job
+            task = change.task
+            if chain.audience is None or not follow or not needs_sending(chain.sent_version, task.version):
+                # Nobody follows (nothing to send or remember), or a replay of a version already sent.
+                self.push.metrics.count(STATUS_CHANGES, Status=str(task.status))
+                continue
+            try:
+                report = self.push.fanout.send(change, chain.audience)
+            except Exception as error:  # noqa: BLE001 - the record fails and is delivered again
+                logger.warning("stream record failed", extra={"task_id": chain.task_id, "error": str(error)})
+                chain.fail_at(position)
+                break
+            chain.audience = [s for s in chain.audience if s.connection_id not in report.gone_connections]
+            chain.sent_version = task.version
+            chain.posted = Posted(position, task.version, task.expires_at, str(task.status))
+            return
+        chain.finished = True
 
-    def hand_off(self) -> list[str]:
-        """Put the webhook jobs on the delivery queue; the sequence numbers of changes whose job SQS
-        refused (or could not be reached for), so that the stream delivers them again."""
+    def _write_markers(self, chains_posted: list[Chain]) -> None:
+        versions = {c.task_id: (c.posted.version, c.posted.expires_at) for c in chains_posted if c.posted}
+        try:
+            self.push.fanout.markers.record_fanouts(versions)
+        except Exception as error:  # noqa: BLE001 - the versions just sent fail, and are sent again (the window)
+            logger.error("FANOUT markers not written", extra={"tasks": len(chains_posted), "error": str(error)})
+            for chain in chains_posted:
+                if chain.posted is not None:
+                    chain.fail_at(chain.posted.position)
+                chain.posted, chain.finished = None, True
+            return
+        for chain in chains_posted:
+            if chain.posted is not None:
+                # Counted once handled: a record that fails is counted when it comes back and succeeds.
+                self.push.metrics.count(STATUS_CHANGES, Status=chain.posted.status)
+            chain.posted = None
+
+    # --- the webhook hand-off -------------------------------------------------------------------------
+
+    def hand_off(self) -> list[int]:
+        """Put the webhook jobs on the delivery queue, in stream order; the indices of records whose job
+        SQS refused (or could not be reached for), so that the stream delivers them again."""
         if not self._jobs:
             return []
-        jobs = [job for _, job in self._jobs]
+        indices = sorted(self._jobs)
+        jobs = [self._jobs[index] for index in indices]
         try:
             refused = set(self.push.webhook_queue.enqueue_many(jobs))
         except (BotoCoreError, ClientError) as error:
             logger.error("webhook hand-off failed", extra={"error": str(error), "jobs": len(jobs)})
             refused = set(range(len(jobs)))
-        for index in sorted(refused):
-            logger.error("webhook hand-off failed", extra={"sequence_number": self._jobs[index][0]})
-        return [self._jobs[index][0] for index in sorted(refused)]
+        for position in sorted(refused):
+            logger.error("webhook hand-off failed", extra={"sequence_number": self.sequence_numbers[indices[position]]})
+        return [indices[position] for position in sorted(refused)]
+
+
+def _each(pool: ThreadPoolExecutor, function: Callable[[K], None], items: Iterable[K]) -> None:
+    """Run ``function`` over ``items`` in ``pool`` and wait for all; an unexpected error is re-raised."""
+    for future in [pool.submit(function, item) for item in items]:
+        future.result()
 
 
 def handle_batch(event: dict[str, Any], context: Any, push: PushDeps) -> dict[str, Any]:
     try:
-        return _handle_batch(event, context, push)
+        return _handle_batch(event, push)
     finally:
         push.metrics.flush()
 
 
-def _handle_batch(event: dict[str, Any], context: Any, push: PushDeps) -> dict[str, Any]:
-    push.metrics.count(STREAM_RECORDS, len(event.get("Records") or []))
-    batch = Batch(push)
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+def _handle_batch(event: dict[str, Any], push: PushDeps) -> dict[str, Any]:
+    records = list(event.get("Records") or [])
+    push.metrics.count(STREAM_RECORDS, len(records))
+    batch = Batch(push, records)
     try:
-        response = dict(process_partial_response(event, batch.handle, processor, context))
+        outcomes = batch.run(push.settings.consumer_task_concurrency)
     finally:
         late = batch.hand_off()
-    if late:
-        failures = list(cast(list[dict[str, str]], response.get("batchItemFailures", [])))
-        known = {failure["itemIdentifier"] for failure in failures}
-        failures.extend({"itemIdentifier": number} for number in late if number not in known)
-        response["batchItemFailures"] = failures
-    return response
+    outcomes.extend((index, RecordOutcome.FAILED) for index in late)
+    return {"batchItemFailures": [{"itemIdentifier": n} for n in failed_items(batch.sequence_numbers, outcomes)]}

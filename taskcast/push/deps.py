@@ -12,11 +12,13 @@ Entry points build theirs once at module scope, i.e. once per Lambda container.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from taskcast import aws
 from taskcast.limits import SubscriptionLimits
 from taskcast.metrics import MetricsSink, default_metrics
-from taskcast.push.fanout import ConnectionPoster, WebSocketFanout, management_client
+from taskcast.push.connections_client import ConnectionsClient
+from taskcast.push.fanout import ConnectionPoster, WebSocketFanout
 from taskcast.settings import Settings
 from taskcast.store import Breakers, DeliveryLog, DeliverySlots, Markers, SubscriptionStore, TaskStore
 from taskcast.tenant_cache import RefreshingTenantDirectory
@@ -42,7 +44,7 @@ class WebSocketDeps:
             subscriptions=SubscriptionStore(
                 settings.subscriptions_table, client=dynamodb, ttl_s=settings.subscription_ttl_s
             ),
-            poster=ConnectionPoster(management_client(settings.management_url, workers * 2), workers=workers),
+            poster=ConnectionPoster(connections_client(settings.management_url, workers * 2), workers=workers),
             limits=SubscriptionLimits.from_settings(settings),
         )
 
@@ -82,6 +84,13 @@ class PushDeps:
     def close(self) -> None:
         """Wait for the pool's threads (a process that builds several, such as a test run)."""
         self.poster.shutdown()
+
+
+@cache
+def connections_client(endpoint_url: str, pool_size: int) -> ConnectionsClient:
+    """The shared ``PostToConnection`` client of a process: the lean one, a fraction of boto3's CPU per post
+    (``python -m bench.post_cost``); ``ConnectionPoster`` keeps the retries and the Gone cleanup."""
+    return ConnectionsClient(endpoint_url, pool_size=pool_size)
 
 
 def webhook_queue(settings: Settings) -> RetryQueue:

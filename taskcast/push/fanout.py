@@ -11,7 +11,10 @@
 - ``WebSocketFanout``, the I/O around the decisions. One change's posts share a time budget
   (``TASKCAST_FANOUT_CHANGE_BUDGET``): once it is spent no post or retry starts, the change fails and the
   stream delivers it again, so one task's audience (at most ``TASKCAST_SUBSCRIBERS_PER_TASK``) cannot hold
-  the other tasks of its shard for longer than that. The ``FANOUT`` marker is advanced only after every
+  the other tasks of its batch for longer than that. ``send`` posts one change to a given audience;
+  ``fan_out`` wraps it for one change on its own (Query, ``FANOUT`` marker read, send, marker advanced).
+  The stream consumer (``taskcast.push.batch``) does those reads once per task per batch instead and
+  writes the markers once per round of versions. Either way the marker is advanced only after every
   subscriber got the version, so a replayed batch skips versions already fanned out. A version can
   still reach a connection twice when the fan-out of that version fails part-way (some posts
   delivered, one still throttled after its retries): the record fails, the stream delivers it again,
@@ -27,7 +30,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
@@ -134,6 +137,11 @@ def plan_fanout(subscriptions: Iterable[Subscription], tenant: str, version: int
         else:
             send.append(subscription)
     return FanoutPlan(send=tuple(send), wait=tuple(wait), skipped=tuple(skipped))
+
+
+def followed(audience: Iterable[Subscription], tenant: str) -> bool:
+    """Whether anyone of the task's tenant follows it: a task nobody follows needs no FANOUT marker."""
+    return any(subscription.tenant == tenant for subscription in audience)
 
 
 def needs_sending(sent_version: int, version: int) -> bool:
@@ -318,6 +326,7 @@ class FanoutReport:
     gone: int = 0
     skipped: int = 0
     replayed: bool = False
+    gone_connections: frozenset[str] = frozenset()  # closed connections found (their subscriptions are deleted)
 
 
 class WebSocketFanout:
@@ -341,26 +350,37 @@ class WebSocketFanout:
         self._sleep = sleep
 
     def fan_out(self, change: StateChange, fanned_out: MutableMapping[str, int] | None = None) -> FanoutReport:
-        """Send ``change`` to every subscriber that should get it; raise ``FanoutFailed`` if any could not.
+        """One change on its own: read its subscribers and its FANOUT marker, send, advance the marker.
 
-        ``fanned_out`` caches the FANOUT marker per task for the length of one batch.
+        ``fanned_out`` caches the FANOUT marker per task. The stream consumer does the reads once per task
+        per batch instead (``taskcast.push.batch``), calls ``send`` and writes the markers once per round.
         """
         task = change.task
         cache = {} if fanned_out is None else fanned_out
-        plan = plan_fanout(self.subscriptions.for_task(task.id), task.tenant, task.version, self._clock())
-        if plan.empty:
-            return FanoutReport(task.id, task.version, skipped=len(plan.skipped))
+        audience = self.subscriptions.for_task(task.id)
+        if not followed(audience, task.tenant):
+            return self.send(change, audience)
         if task.id not in cache:
             cache[task.id] = self.markers.fanned_out_version(task.id)
         if not needs_sending(cache[task.id], task.version):
             return FanoutReport(task.id, task.version, replayed=True)
+        report = self.send(change, audience)
+        self.markers.advance_fanout(task.id, task.version, task.expires_at)
+        cache[task.id] = task.version
+        return report
 
+    def send(self, change: StateChange, audience: Sequence[Subscription]) -> FanoutReport:
+        """Send ``change`` to those of ``audience`` (the task's subscriptions) that should get it; raise
+        ``FanoutFailed`` if any could not be reached. Neither reads nor writes the FANOUT marker."""
+        task = change.task
+        plan = plan_fanout(audience, task.tenant, task.version, self._clock())
+        if plan.empty:
+            return FanoutReport(task.id, task.version, skipped=len(plan.skipped))
         data = frame(message_for(change))
         # One change holds its shard at most this long (plus the posts under way): see fanout_worst_case_s.
         deadline = self._clock() + self.change_budget_s
-        settled = self.poster.map_settled(
-            lambda subscription: self._deliver(subscription, task.version, data, deadline), [*plan.send, *plan.wait]
-        )
+        targets = [*plan.send, *plan.wait]
+        settled = self._settle(lambda subscription: self._deliver(subscription, task.version, data, deadline), targets)
         failures = [(sub, outcome) for sub, outcome in settled if isinstance(outcome, BaseException)]
         counts = {kind: sum(1 for _, outcome in settled if outcome == kind) for kind in Delivery}
         # Counted before a failure is raised: the posts that did go out went out.
@@ -370,15 +390,27 @@ class WebSocketFanout:
         if failures:
             reasons = "; ".join(str(error) for _, error in failures[:3])
             raise FanoutFailed(f"{len(failures)} of {len(settled)} subscribers of {task.id} v{task.version}: {reasons}")
-        self.markers.advance_fanout(task.id, task.version, task.expires_at)
-        cache[task.id] = task.version
         return FanoutReport(
             task.id,
             task.version,
             sent=counts[Delivery.SENT],
             gone=counts[Delivery.GONE],
             skipped=counts[Delivery.SKIPPED] + len(plan.skipped),
+            gone_connections=frozenset(sub.connection_id for sub, outcome in settled if outcome == Delivery.GONE),
         )
+
+    def _settle(
+        self, deliver: Callable[[Subscription], Delivery], targets: Sequence[Subscription]
+    ) -> list[tuple[Subscription, Delivery | BaseException]]:
+        """Each target with its outcome. A single target is posted from the calling thread: the common
+        case of one subscriber needs no hop through the poster's pool (whose workers the consumer's
+        concurrent tasks would otherwise queue for)."""
+        if len(targets) != 1:
+            return self.poster.map_settled(deliver, targets)
+        try:
+            return [(targets[0], deliver(targets[0]))]
+        except Exception as error:  # noqa: BLE001 - reported like map_settled reports it
+            return [(targets[0], error)]
 
     def _deliver(self, subscription: Subscription, version: int, data: bytes, deadline: float) -> Delivery:
         if subscription.pending(self._clock()):

@@ -7,6 +7,10 @@ handled, and the batch reports it (and so, on a stream, everything after it) as 
 delivers it again (bisecting, holding back the task's later versions) until it passes: the path a real
 transient poison record takes, with nothing lost.
 
+The count is kept in a ledger folder shared by every process that runs the consumer: with a
+``ParallelizationFactor`` above 1 several environments run it, and a count per process would fail a
+record up to ``failures`` times in each, past the mapping's ``MaximumRetryAttempts``.
+
 ``poison_site/sitecustomize.py`` installs the wrapper in the process that runs the consumer.
 """
 
@@ -14,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-from collections import Counter
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -39,23 +43,25 @@ def change_of(record: dict[str, Any]) -> tuple[str, int] | None:
 
 
 class Poisoner:
-    def __init__(self, percent: float, failures: int) -> None:
+    def __init__(self, percent: float, failures: int, ledger: Path) -> None:
         self.percent = percent
         self.failures = failures
-        self._seen: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self.ledger = ledger
 
     def fails(self, record: dict[str, Any]) -> str | None:
-        """The record's key when it is poison and has not failed often enough yet."""
+        """The record's key when it is poison and has not failed often enough yet, in any process."""
         change = change_of(record)
         if change is None or not is_poison(*change, self.percent):
             return None
         key = f"{change[0]}:{change[1]}"
-        with self._lock:
-            if self._seen[key] >= self.failures:
-                return None
-            self._seen[key] += 1
-        return key
+        for failure in range(1, self.failures + 1):
+            # Creating the file is the atomic claim of this failure across processes.
+            try:
+                os.close(os.open(self.ledger / f"{key}.{failure}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            return key
+        return None
 
     def wrap(self, handler: Handler) -> Handler:
         def poisoned(event: dict[str, Any], context: Any) -> dict[str, Any]:

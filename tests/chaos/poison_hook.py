@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -39,5 +40,5 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def install(percent: float, failures: int) -> None:
-    sys.meta_path.insert(0, _Finder(Poisoner(percent, failures)))
+def install(percent: float, failures: int, ledger: str) -> None:
+    sys.meta_path.insert(0, _Finder(Poisoner(percent, failures, Path(ledger))))

@@ -93,6 +93,7 @@ class ChaosReport:
     webhook_dead_lettered: int = 0
     poison_records: int = 0
     poison_raised: int = 0  # times the consumer raised on them (the stack's log)
+    stream_batches_given_up: int = 0  # records the stream mapping sent to its on-failure queue
     poller_restarts: int = 0
     stream_positions: list[str] = field(default_factory=list)
     lost_websocket_terminal: int = 0
@@ -177,9 +178,9 @@ def _position(state_dir: Path) -> str:
     return ",".join(json.loads(path.read_text()).values()) if path.exists() else ""
 
 
-def _dead_letters(stack: RunningStack) -> int:
+def _dead_letters(stack: RunningStack, queue: str = "WebhookDeadLetterQueue") -> int:
     sqs = stack.client("sqs")
-    url = stack.queue_url("WebhookDeadLetterQueue")
+    url = stack.queue_url(queue)
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return sum(int(value) for value in attributes.values())
@@ -267,8 +268,10 @@ def poison_site(folder: Path, percent: float, failures: int = 2) -> Path:
     """A folder holding the poisoner's ``sitecustomize.py`` and its settings."""
     site = folder / "poison-site"
     site.mkdir()
+    ledger = folder / "poison-ledger"  # the failures so far, counted across the consumer's processes
+    ledger.mkdir()
     shutil.copy(Path(__file__).with_name("poison_site") / "sitecustomize.py", site)
-    (site / "poison.json").write_text(json.dumps({"percent": percent, "failures": failures}))
+    (site / "poison.json").write_text(json.dumps({"percent": percent, "failures": failures, "ledger": str(ledger)}))
     return site
 
 
@@ -321,11 +324,14 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
 
             receiver.wait_until(settled, None, config.settle_timeout_s)
             report.webhook_dead_lettered = _dead_letters(stack)
+            report.stream_batches_given_up = _dead_letters(stack, "StreamFailureQueue")
             report.stream_positions.append(_position(Path(folder)))
             report.poison_raised = stack.output().count("injected poison record")
             _check(logs, receiver, report, config)
     if report.webhook_dead_lettered:
         report.violations.append(f"{report.webhook_dead_lettered} webhooks dead-lettered")
+    if report.stream_batches_given_up:
+        report.violations.append(f"{report.stream_batches_given_up} stream batches given up (StreamFailureQueue)")
     report.seconds = round(time.monotonic() - started, 1)
     return report
 

@@ -4,6 +4,7 @@ a restarted stream poller resumes after its checkpoint, and SQS batches are dele
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,119 @@ def test_an_sqs_mapping_runs_at_most_its_maximum_concurrency_of_pollers() -> Non
     assert QueuePoller(mapping, sqs_client=None, concurrency=6).concurrency == 2
     unscaled = _queue_mapping(function, {"Queue": arn}, arn, {arn: "http://127.0.0.1:1/deliveries"})
     assert unscaled is not None and QueuePoller(unscaled, sqs_client=None, concurrency=6).concurrency == 6
+
+
+def _versioned_table(dynamodb: Any, name: str) -> str:
+    table = dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )["TableDescription"]
+    return str(table["LatestStreamArn"])
+
+
+def _put_version(dynamodb: Any, table: str, key: str, version: int) -> None:
+    # The range key varies too: lanes follow the partition key alone, as Lambda's do.
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": key}, "sk": {"S": f"v{version}"},
+                                             "version": {"N": str(version)}})
+
+
+def _keys_in_different_lanes(lanes: int) -> tuple[str, str]:
+    from taskcast.local.event_sources import lane_of
+
+    first = "task-0"
+    candidates = (f"task-{n}" for n in range(1, 100))
+    other = next(key for key in candidates if lane_of({"S": key}, lanes) != lane_of({"S": first}, lanes))
+    return first, other
+
+
+def test_parallelization_lanes_run_concurrently_and_keep_each_keys_order(moto_url: str, tmp_path: Path) -> None:
+    """ParallelizationFactor 3: records of different keys are invoked at once (a lane waiting for another
+    lane's key is released), every key's records arrive once each, in order."""
+    dynamodb = _client("dynamodb", moto_url)
+    stream_arn = _versioned_table(dynamodb, "lanes")
+    slow, fast = _keys_in_different_lanes(3)
+    keys = [slow, fast, *(f"other-{n}" for n in range(4))]
+    for version in range(1, 6):
+        for key in keys:
+            _put_version(dynamodb, "lanes", key, version)
+    batches: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+    fast_handled = threading.Event()
+    slow_waited: list[bool] = []
+
+    def hold_slow_until_fast(event: dict[str, Any]) -> None:
+        seen = {record["dynamodb"]["Keys"]["pk"]["S"] for record in event["Records"]}
+        if slow in seen and not slow_waited:
+            slow_waited.append(fast_handled.wait(timeout=5))
+        if fast in seen:
+            fast_handled.set()
+
+    mapping = StreamMapping(_recording_function(batches, hold_slow_until_fast), stream_arn, batch_size=2,
+                            parallelization=3)
+    poller = StreamPoller(mapping, _client("dynamodbstreams", moto_url), CheckpointStore(tmp_path / "p.json"),
+                          lambda *_: None, poll_interval_s=0.02)
+    poller.start()
+    try:
+        delivered: list[dict[str, Any]] = []
+        while len(delivered) < len(keys) * 5:
+            delivered += batches.get(timeout=15)
+    finally:
+        poller.stop()
+    assert slow_waited == [True], "the slow key's lane blocked the other lanes"
+    for key in keys:
+        versions = [int(record["dynamodb"]["NewImage"]["version"]["N"]) for record in delivered
+                    if record["dynamodb"]["Keys"]["pk"]["S"] == key]
+        assert versions == [1, 2, 3, 4, 5], key
+
+
+def lane_key(record: dict[str, Any]) -> str:
+    return str(record["dynamodb"]["Keys"]["pk"]["S"])
+
+
+def test_a_failing_lane_retries_only_its_own_records_in_order(moto_url: str, tmp_path: Path) -> None:
+    dynamodb = _client("dynamodb", moto_url)
+    stream_arn = _versioned_table(dynamodb, "failing-lane")
+    failing, healthy = _keys_in_different_lanes(2)
+    for version in range(1, 4):
+        for key in (failing, healthy):
+            _put_version(dynamodb, "failing-lane", key, version)
+    batches: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+    failures_left = [2]
+
+    def fail_version_two_twice(event: dict[str, Any]) -> dict[str, Any]:
+        for record in event["Records"]:
+            if lane_key(record) == failing and record["dynamodb"]["NewImage"]["version"]["N"] == "2" \
+                    and failures_left[0] > 0:
+                failures_left[0] -= 1
+                return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
+        return {"batchItemFailures": []}
+
+    mapping = StreamMapping(_recording_function(batches, fail_version_two_twice), stream_arn, batch_size=10,
+                            parallelization=2, report_item_failures=True)
+    poller = StreamPoller(mapping, _client("dynamodbstreams", moto_url), CheckpointStore(tmp_path / "p.json"),
+                          lambda *_: None, poll_interval_s=0.02, retry_backoff_s=(0.01, 0.05))
+    poller.start()
+    try:
+        delivered: list[dict[str, Any]] = []
+        while len(delivered) < 3 + 3 + 2 * 2:  # the failing key's versions 2 and 3 come twice more
+            delivered += batches.get(timeout=15)
+    finally:
+        poller.stop()
+
+    def versions(key: str) -> list[int]:
+        return [int(record["dynamodb"]["NewImage"]["version"]["N"]) for record in delivered if lane_key(record) == key]
+
+    assert versions(healthy) == [1, 2, 3]  # never redelivered for the other lane's failure
+    assert versions(failing) == [1, 2, 3, 2, 3, 2, 3]
+    assert batches.empty()
+
+
+def test_the_template_parallelization_factor_is_read() -> None:
+    from taskcast.local.event_sources import _stream_mapping
+
+    function = _recording_function(queue.Queue())
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"
+    assert _stream_mapping(function, {"ParallelizationFactor": 4}, arn).parallelization == 4
+    assert _stream_mapping(function, {}, arn).parallelization == 1

@@ -148,7 +148,7 @@ def test_reserved_concurrency_defaults_leave_the_account_room_and_minus_one_rese
         for spec in function_specs(TemplateResolver(load_template()))
         if spec.reserved_concurrency is not None
     }
-    assert reserved == {"WorkerFunction": 400, "StreamConsumerFunction": 20}  # REST: unreserved, no cap
+    assert reserved == {"WorkerFunction": 400, "StreamConsumerFunction": 40}  # REST: unreserved, no cap
     # Lambda keeps 100 of a new account's 1,000 unreserved; the rest of the functions share what is left.
     assert sum(reserved.values()) <= 900 - 100
     none = {"WorkerConcurrency": "-1", "PushConcurrency": "-1", "RestConcurrency": "-1"}

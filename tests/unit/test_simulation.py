@@ -77,6 +77,10 @@ def _scenario(client: Any, settings: Settings) -> list[Any]:
     markers.advance_fanout("t1", 3, 99)
     markers.advance_fanout("t1", 2, 99)
     results.append(markers.fanned_out_version("t1"))
+    # The consumer's batch forms: all markers in one BatchGetItem (absent ones 0), one BatchWriteItem.
+    results.append(markers.fanned_out_versions(["t1", "t-unknown"]))
+    markers.record_fanouts({"t1": (4, 99), "t-other": (2, 99)})
+    results.append(markers.fanned_out_versions(["t1", "t-other"]))
     results.append(markers.webhook_state("t1", 1))
     log.record("t1", "acme", 99, DeliveryAttempt("w1", 1, 1, 200, "2026-01-01T00:00:01Z", "delivered"))
     markers.disable_callback("t1", "gone", 99)
@@ -312,11 +316,11 @@ def test_the_simulation_settings_name_the_template_tables() -> None:
 @pytest.mark.timeout(30)
 def test_a_call_the_fakes_do_not_simulate_is_reported_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
     # As if the consumer began to use an operation the fake lacks: its records fail, retry, and are lost.
-    monkeypatch.delattr(FakeDynamoDB, "get_item")
+    monkeypatch.delattr(FakeDynamoDB, "batch_get_item")
     config = SimConfig(rate=50, parallelization=1, seconds=1.0, tasks=5, max_retries=1,
                        dynamodb=NO_LATENCY, post=NO_LATENCY, sqs=NO_LATENCY)
     result = run_simulation(config)
-    assert any("does not implement get_item" in warning for warning in result["consumer_warnings"])
+    assert any("does not implement batch_get_item" in warning for warning in result["consumer_warnings"])
     assert result["lost_records"] > 0 and result["completed"] == 0
 
 
