@@ -51,8 +51,8 @@ PARTS = ("startup", "simulate", "lag", "fanout", "job40", "isolation")
 # parts each start stacks of their own (two and one), so they run only when named (--quick --only startup).
 QUICK = Mode(
     "quick",
-    LagPlan(tasks_per_transport=4, min_duration_s=1, max_duration_s=3, push_connections=50, arrival_window_s=6,
-            deadline_s=30),
+    LagPlan(tasks_per_transport=4, min_duration_s=1, max_duration_s=3, push_connections=50, arrival_window_s=4,
+            deadline_s=25),
     FanoutPlan(one_task_sizes=(100,), many_task_sizes=(100,), wait_s=30, budget_s=45),
     Job40Plan(job_s=5, runs=1, slack_s=20),
     StartupPlan(idle_s=10, rest_requests=20, import_runs=1),
