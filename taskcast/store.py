@@ -685,6 +685,18 @@ class DeliverySlots:
             return slot
         return None
 
+    def renew(self, tenant: str, slot: int, now: float, lease_s: float) -> None:
+        """A new lease on a slot its holder passes to another attempt (``taskcast.webhooks.handoff``)."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(tenant, slot),
+            UpdateExpression="SET held_until = :until, expires_at = :expires",
+            ExpressionAttributeValues={
+                ":until": {"N": repr(now + lease_s)},
+                ":expires": {"N": str(int(now + lease_s) + 3600)},
+            },
+        )
+
     def give_back(self, tenant: str, slot: int) -> None:
         self.client.update_item(
             TableName=self.table_name,

@@ -11,7 +11,8 @@ The jobs of one invocation run concurrently, one thread each. For each job, in o
 - not enough of the invocation left for a whole attempt (deadline + margin) → put back;
 - the tenant already has ``cap`` attempts in flight, across all invocations (``DeliverySlots``) → wait up
   to a second for one of them to end (a healthy receiver's does), else put back, backing off (1 s, 2 s,
-  4 s … up to a minute) while the tenant stays busy;
+  4 s … up to a minute) while the tenant stays busy. An attempt that ends in this process hands its slot
+  straight to a job of the same tenant waiting here (``taskcast.webhooks.handoff``);
 - otherwise one attempt, bounded by its hard deadline; the outcome schedules the next attempt,
   dead-letters the job, or ends it, and feeds the breaker.
 
@@ -23,7 +24,6 @@ message fails (partial batch response, SQS delivers it again) only when AWS itse
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +37,7 @@ from taskcast.store import Breakers, DeliverySlots
 from taskcast.webhooks.breaker import BreakerPolicy, BreakerState, after_failure, gate, is_endpoint_failure
 from taskcast.webhooks.delivery import AttemptReport, WebhookDelivery
 from taskcast.webhooks.format import BadJob, WebhookJob, busy_delay, early_by, hop_needed
+from taskcast.webhooks.handoff import Handoffs
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ DEADLINE_MARGIN_S = 3.0
 SLOT_WAIT_S = 1.0
 _SLOT_RECHECK_S = 0.25  # slots freed by other invocations are not signalled: look again this often
 
-# Signalled whenever an attempt in this process gives its slot back.
-_slot_freed = threading.Condition()
+# The jobs of this process waiting for their tenant's slot (one registry per process, like the slots'
+# lease clock: every invocation an environment runs shares it).
+_handoffs = Handoffs()
 
 
 def _no_deadline() -> float:
@@ -103,22 +105,38 @@ class DeliveryHandler:
                 self.sleep(wait)
             report = self.webhooks.attempt(job)
         finally:
-            self.slots.give_back(job.tenant, slot)
-            with _slot_freed:
-                _slot_freed.notify_all()
+            self._release(job.tenant, slot)
         self._feed_breaker(job, breaker, report)
         return report.outcome
 
     def _take_slot(self, tenant: str) -> int | None:
-        """One of the tenant's slots, waiting up to ``SLOT_WAIT_S`` for one to be given back."""
+        """One of the tenant's slots: taken, or handed over by an attempt of this process that ended, or
+        freed elsewhere and taken on a later look; None after ``SLOT_WAIT_S``."""
+        slot = self.slots.take(tenant, self.clock(), self.lease_s)
+        if slot is not None:
+            return slot
+        waiter = _handoffs.join(tenant)
         give_up = time.monotonic() + SLOT_WAIT_S
-        while True:
-            slot = self.slots.take(tenant, self.clock(), self.lease_s)
-            left = give_up - time.monotonic()
-            if slot is not None or left <= 0:
-                return slot
-            with _slot_freed:
-                _slot_freed.wait(min(_SLOT_RECHECK_S, left))
+        try:
+            while slot is None:
+                left = give_up - time.monotonic()
+                if left <= 0 or waiter.handed.wait(min(_SLOT_RECHECK_S, left)):
+                    break
+                slot = self.slots.take(tenant, self.clock(), self.lease_s)
+        finally:
+            handed = _handoffs.leave(waiter)
+        if handed is not None and slot is not None:
+            self._release(tenant, handed)  # handed over just as another slot was taken: one is enough
+        return slot if slot is not None else handed
+
+    def _release(self, tenant: str, slot: int) -> None:
+        """Hand the slot to a job of the tenant waiting in this process, else give it back."""
+
+        def renew() -> None:
+            self.slots.renew(tenant, slot, self.clock(), self.lease_s)
+
+        if not _handoffs.hand_over(tenant, slot, renew):
+            self.slots.give_back(tenant, slot)
 
     def _put_back(self, job: WebhookJob, delay_s: float, reason: str, *, busy: bool = False) -> str:
         now = self.clock()

@@ -176,6 +176,56 @@ def test_a_tenants_cap_holds_across_concurrent_invocations(
     assert push_env.dead_lettered() == []
 
 
+class SlotCalls:
+    """Counts what the delivery handler does with a tenant's slots (the ``DeliverySlots`` seam)."""
+
+    def __init__(self, push_env: PushEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.taken = self.renewed = self.given_back = 0
+        slots = push_env.delivery.handler.slots
+        take, renew, give_back = slots.take, slots.renew, slots.give_back
+
+        def counted_take(*args: Any) -> int | None:
+            slot = take(*args)
+            self.taken += slot is not None
+            return slot
+
+        def counted_renew(*args: Any) -> None:
+            self.renewed += 1
+            renew(*args)
+
+        def counted_give_back(*args: Any) -> None:
+            self.given_back += 1
+            give_back(*args)
+
+        monkeypatch.setattr(slots, "take", counted_take)
+        monkeypatch.setattr(slots, "renew", counted_renew)
+        monkeypatch.setattr(slots, "give_back", counted_give_back)
+
+
+def test_an_ended_attempt_hands_its_slot_to_a_waiting_job_of_the_same_tenant(
+    push_env: PushEnv, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(push_env, monkeypatch, TASKCAST_WEBHOOK_TENANT_CONCURRENCY="1")
+    # Long enough a wait that no job gives up while the two before it are answered (0.4 s each).
+    monkeypatch.setattr("taskcast.webhooks.retry.SLOT_WAIT_S", 10.0)
+    receiver.script("/hooks", *[Answer(delay_s=0.4)] * 3)
+    tasks = [push_env.create_task(callback_url=receiver.url()) for _ in range(3)]
+    push_env.consume()
+    messages = take_messages(push_env, 3)
+    slots = SlotCalls(push_env, monkeypatch)
+
+    response = handle_deliveries(push_env.retry_queue.event(messages), Remaining(60), push_env.delivery.handler)
+    push_env.retry_queue.settle(messages, response)
+
+    # One at a time (the cap), all three in this invocation, and the slot taken once: the first attempt
+    # to end handed it to the next job waiting, that one to the last, which gave it back.
+    assert response == {"batchItemFailures": []}
+    assert receiver.max_in_flight == 1
+    assert sorted(r.webhook_id for r in receiver.requests_for("/hooks")) == sorted(f"{t.id}.1" for t in tasks)
+    assert (slots.taken, slots.renewed, slots.given_back) == (1, 2, 1)
+    assert jobs_on_queue(push_env) == []
+
+
 def test_jobs_an_invocation_has_no_time_for_go_back_untried_and_never_to_the_dlq(
     push_env: PushEnv, receiver: WebhookReceiver
 ) -> None:

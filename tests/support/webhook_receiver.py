@@ -37,6 +37,7 @@ class Answer:
     hold_s: float | None = None  # no answer: hold the request this long (or until the receiver stops)
     reset: bool = False  # no answer: reset the connection
     trickle_s: float | None = None  # answer 200, one byte of the status line and headers every trickle_s
+    delay_s: float | None = None  # answer (``status``) after this long: a slow but healthy receiver
     kind: str = "ok"  # what the answer stands for, for reports ("ok", "http_500", "timeout", "reset", ...)
 
     @classmethod
@@ -223,6 +224,8 @@ class WebhookReceiver:
                             self.wfile.flush()
                         except OSError:
                             return  # the sender gave up
+                    return
+                if answer.delay_s is not None and receiver._stopping.wait(timeout=answer.delay_s):
                     return
                 if answer.reset:
                     # SO_LINGER 0 then close: the sender sees a TCP reset instead of an answer.
