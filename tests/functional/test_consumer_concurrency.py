@@ -13,23 +13,12 @@ from botocore.exceptions import ClientError
 
 from taskcast.models import Status
 from taskcast.push.batch_order import delivered_again_from
-from tests.support.push_env import PushEnv, versions
+from tests.support.push_env import PushEnv, failed_sequence_numbers, sequence_of, versions
 
 pytest_plugins = ["tests.support.push_fixtures"]
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def failed_sequence_numbers(response: dict[str, Any]) -> list[str]:
-    return [failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])]
-
-
-def sequence_of(event: dict[str, Any], task_id: str, version: int) -> str:
-    for record in event["Records"]:
-        image = record["dynamodb"].get("NewImage", {})
-        if image.get("pk", {}).get("S") == task_id and image.get("version", {}).get("N") == str(version):
-            return str(record["dynamodb"]["SequenceNumber"])
-    raise AssertionError(f"no record for {task_id} v{version}")
 
 
 class BarrierClient:

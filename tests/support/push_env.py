@@ -142,3 +142,17 @@ def ws_event(route_key: str, connection_id: str, body: str | None, tenant: str) 
 
 def versions(frames: list[dict[str, Any]]) -> list[int]:
     return [frame["version"] for frame in frames if frame.get("type") == "task.status"]
+
+
+def failed_sequence_numbers(response: dict[str, Any]) -> list[str]:
+    """The records a consumer's partial batch response names."""
+    return [failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])]
+
+
+def sequence_of(event: dict[str, Any], task_id: str, version: int) -> str:
+    """The sequence number of ``task_id``'s version ``version`` in a stream ``event``."""
+    for record in event["Records"]:
+        image = record["dynamodb"].get("NewImage", {})
+        if image.get("pk", {}).get("S") == task_id and image.get("version", {}).get("N") == str(version):
+            return str(record["dynamodb"]["SequenceNumber"])
+    raise AssertionError(f"no record for {task_id} v{version}")
