@@ -18,7 +18,10 @@ DynamoDB streams — one poller thread per mapping:
   otherwise the batch is retried, up to ``MaximumRetryAttempts`` (-1: until it succeeds), then the
   ``OnFailure`` destination gets Lambda's record (``DDBStreamBatchInfo``) and the shard moves on;
 - ``ReportBatchItemFailures``: ``{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}]}`` retries
-  from the first failed record; the ones before it are done and never redelivered;
+  from the first failed record; the ones before it are done and never redelivered. The retries are
+  counted from the checkpoint: a partial success that moves it starts the count again, so
+  ``MaximumRetryAttempts`` bounds how often one record fails, not how many invocations a batch with
+  several failing records takes;
 - the last finished sequence number of each shard is kept in a ``CheckpointStore``, so a restarted
   poller resumes after it.
 
@@ -387,6 +390,7 @@ class StreamPoller(_Poller):
         when the poller stops first, leaving records undelivered (they come again after a restart)."""
         pending = batch
         invocations = 0
+        head_failures = 0  # invocations in which the batch's first record (the checkpoint) failed
         while pending and not self.stopping.is_set():
             invocation = self.mapping.function.invoke({"Records": pending})
             invocations += 1
@@ -406,14 +410,19 @@ class StreamPoller(_Poller):
                 return True
             first = min(sequence_numbers.index(number) for number in failed)
             if first > 0:
+                # A partial success moves the checkpoint: the retries count again from the new first
+                # record, which has failed once so far.
                 if partial_checkpoints:
                     self._checkpoint(shard_id, pending[first - 1])
                 pending = pending[first:]
-            if 0 <= self.mapping.max_retries < invocations:
+                head_failures = 1
+            else:
+                head_failures += 1
+            if 0 <= self.mapping.max_retries < head_failures:
                 self._discard(shard_id, pending, invocation, invocations)
                 return True
             low, high = self.retry_backoff_s
-            self.stopping.wait(min(high, low * 2 ** (invocations - 1)))
+            self.stopping.wait(min(high, low * 2 ** (head_failures - 1)))
         return not pending
 
     def _discard(self, shard_id: str, records: list[dict[str, Any]], invocation: Invocation, invocations: int) -> None:

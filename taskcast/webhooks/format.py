@@ -204,9 +204,9 @@ def sqs_delay(remaining_s: float) -> int:
     return max(0, min(SQS_MAX_DELAY_S, math.floor(remaining_s)))
 
 
-def busy_delay(deferrals: int, first_s: float = 1.0, cap_s: float = 60.0) -> float:
+def busy_delay(deferrals: int, cap_s: float, first_s: float = 1.0) -> float:
     """How long a job that found its tenant busy waits before it looks again: doubling per deferral in a
-    row, so that a stalled tenant's backlog does not churn through the queue every second."""
+    row, so that a busy tenant's backlog does not churn through the queue every second, up to ``cap_s``."""
     return float(min(cap_s, first_s * 2 ** max(0, deferrals)))
 
 

@@ -11,8 +11,10 @@ The jobs of one invocation run concurrently, one thread each. For each job, in o
 - not enough of the invocation left for a whole attempt (deadline + margin) → put back;
 - the tenant already has ``cap`` attempts in flight, across all invocations (``DeliverySlots``) → wait up
   to a second for one of them to end (a healthy receiver's does), else put back, backing off (1 s, 2 s,
-  4 s … up to a minute) while the tenant stays busy. An attempt that ends in this process hands its slot
-  straight to a job of the same tenant waiting here (``taskcast.webhooks.handoff``);
+  4 s … up to one attempt's lease: by then every slot taken now has been given back or has expired)
+  while the tenant stays busy. An attempt that ends in this process hands its slot straight to a job of
+  the same tenant waiting here (``taskcast.webhooks.handoff``). A half-open endpoint whose probe another
+  invocation holds backs off the same way: the probe's outcome is known within its lease;
 - otherwise one attempt, bounded by its hard deadline; the outcome schedules the next attempt,
   dead-letters the job, or ends it, and feeds the breaker.
 
@@ -44,7 +46,8 @@ logger = logging.getLogger(__name__)
 # Time kept free after the last attempt that may start: logging, enqueueing, the breaker write.
 DEADLINE_MARGIN_S = 3.0
 # A job whose tenant has no free slot (or whose endpoint another invocation is probing) looks again
-# after 1 s, then 2, 4, … up to a minute (``busy_delay``).
+# after 1 s, then 2, 4, … up to ``lease_s`` (``busy_delay``). A longer wait would only add latency: a
+# stalled receiver's tenant is held back by its breaker, not by these put-backs.
 # How long a job waits in the invocation for its tenant's slot before it goes back on the queue: long
 # enough for a healthy receiver's attempt to end, short enough that a stalled tenant's jobs leave at once.
 SLOT_WAIT_S = 1.0
@@ -95,10 +98,10 @@ class DeliveryHandler:
         if time_left_s() < self.lease_s:
             return self._put_back(job, 0.0, "no-time")
         if door.state == "half-open" and not self.breakers.claim_probe(job.endpoint, now, now + self.lease_s):
-            return self._put_back(job, busy_delay(job.deferrals), "probe-busy", busy=True)
+            return self._put_back(job, busy_delay(job.deferrals, cap_s=self.lease_s), "probe-busy", busy=True)
         slot = self._take_slot(job.tenant)
         if slot is None:
-            return self._put_back(job, busy_delay(job.deferrals), "tenant-busy", busy=True)
+            return self._put_back(job, busy_delay(job.deferrals, cap_s=self.lease_s), "tenant-busy", busy=True)
         try:
             wait = early_by(job.not_before, self.clock())
             if wait > 0:

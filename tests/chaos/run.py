@@ -70,6 +70,7 @@ class ClientLog:
     dropped: bool = False
     connections: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
+    subscribe_retries: int = 0  # subscribes sent again after an ``internal_error`` answer
     error: str = ""
 
 
@@ -83,6 +84,7 @@ class ChaosReport:
     websocket_duplicates: int = 0
     websocket_drops: int = 0
     websocket_reconnects: int = 0
+    websocket_subscribe_retries: int = 0  # "internal_error, try again" answers a client retried
     webhook_requests: int = 0
     webhook_faults: dict[str, int] = field(default_factory=dict)
     webhook_retries: int = 0
@@ -107,13 +109,25 @@ class ChaosReport:
 
 
 # ------------------------------------------------------------------------------------------------ clients
-def _receive(connection: ClientConnection, log: ClientLog, deadline: float) -> dict[str, Any] | None:
+# A client does what the ``internal_error`` answer asks ("try again"): it sends the subscribe again, from
+# the last version it has, after a short pause; this often, then it gives up and reports the error.
+SUBSCRIBE_RETRIES = 3
+RETRY_PAUSE_S = 0.5
+
+
+def _receive(connection: ClientConnection, log: ClientLog, deadline: float, highest: int) -> dict[str, Any] | None:
     while True:
         message = json.loads(connection.recv(timeout=max(0.1, deadline - time.monotonic())))
         if message.get("type") == "task.status" and message.get("task_id") == log.task_id:
             log.messages.append(message)
             return message
         if message.get("type") == "error":
+            if message.get("code") == "internal_error" and log.subscribe_retries < SUBSCRIBE_RETRIES:
+                log.subscribe_retries += 1
+                time.sleep(RETRY_PAUSE_S * log.subscribe_retries)  # a back-off, not a wait for an event
+                connection.send(json.dumps({"action": "subscribe", "task_id": log.task_id,
+                                            "since_version": highest}))
+                continue
             log.error = json.dumps(message)
             return None
 
@@ -143,7 +157,7 @@ def _follow(stack: RunningStack, api_key: str, callback_url: str, drop: bool, co
         with contextlib.ExitStack() as connections:
             connection = _subscribe(stack, api_key, log, 0, connections)
             while True:
-                message = _receive(connection, log, deadline)
+                message = _receive(connection, log, deadline, highest)
                 if message is None:
                     return log
                 highest = max(highest, message["version"])
@@ -221,6 +235,7 @@ def _check(logs: list[ClientLog], receiver: WebhookReceiver, report: ChaosReport
         report.websocket_messages += len(log.messages)
         report.websocket_drops += int(log.dropped and log.connections > 1)
         report.websocket_reconnects += max(0, log.connections - 1)
+        report.websocket_subscribe_retries += log.subscribe_retries
         seen = _check_client(log, report)
         terminal = [message for message in seen.values() if message["status"] in TERMINAL]
         if not terminal:

@@ -137,6 +137,17 @@ def test_a_reported_item_failure_is_retried_from_that_record_only(probe_stack: R
     assert first["event_name"] == "INSERT" and first["source"] == probe_stack.resources["streams"]["SourceTable"]
 
 
+def test_retries_count_from_the_checkpoint_so_a_partial_success_starts_them_again(probe_stack: RunningStack) -> None:
+    # One batch whose records fail 1, 2 and 3 times: each invocation gets one further (MaximumRetryAttempts
+    # is 1), so no record fails twice from the same checkpoint and every one is delivered in the end.
+    keys = [f"retry-count-{index}" for index in range(3)]
+    _put_together(probe_stack, [{"pk": key, "fail_times": str(index + 1)} for index, key in enumerate(keys)])
+
+    assert eventually(lambda: len(probe_items(probe_stack, f"stream#{keys[-1]}")) >= 4)
+
+    assert [len(probe_items(probe_stack, f"stream#{key}")) for key in keys] == [2, 3, 4]
+
+
 def test_a_record_that_keeps_failing_is_bisected_out_and_sent_to_the_failure_destination(
     probe_stack: RunningStack,
 ) -> None:

@@ -176,6 +176,33 @@ def test_a_tenants_cap_holds_across_concurrent_invocations(
     assert push_env.dead_lettered() == []
 
 
+def test_a_job_of_a_busy_tenant_looks_again_within_one_attempts_lease(
+    push_env: PushEnv, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(push_env, monkeypatch, TASKCAST_WEBHOOK_TIMEOUT="2", TASKCAST_WEBHOOK_TENANT_CONCURRENCY="1")
+    monkeypatch.setattr("taskcast.webhooks.retry.SLOT_WAIT_S", 0.0)
+    handler = push_env.delivery.handler
+    assert handler.slots.take("acme", time.time(), 60.0) is not None  # another invocation's attempt holds it
+    task = push_env.create_task(callback_url=receiver.url())
+    push_env.consume()
+    [message] = take_messages(push_env, 1)
+    job = WebhookJob.from_json(message["Body"])
+    for _ in range(8):  # put back busy eight times in a row already: its back-off is at its longest
+        job = job.put_off(0.0, time.time(), busy=True)
+    message["Body"] = job.to_json()
+
+    before = time.time()
+    response = handle_deliveries(push_env.retry_queue.event([message]), Remaining(60), push_env.delivery.handler)
+    push_env.retry_queue.settle([message], response)
+
+    [back] = jobs_on_queue(push_env)
+    assert (back.task_id, back.attempt, back.deferrals) == (task.id, 1, 9)
+    # One attempt's lease (2 s timeout + 3 s margin): every slot taken now is free or expired by then.
+    assert handler.lease_s == 5.0
+    assert before + 5.0 <= back.not_before <= time.time() + 5.0  # not the minute it used to be
+    assert receiver.requests_for("/hooks") == []
+
+
 class SlotCalls:
     """Counts what the delivery handler does with a tenant's slots (the ``DeliverySlots`` seam)."""
 

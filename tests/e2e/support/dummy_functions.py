@@ -59,7 +59,8 @@ def broken_proxy_answer(event: dict[str, Any], context: Any) -> Any:
 
 
 def stream_consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Notes every record; ``fail_once`` items are reported failed the first time, ``always_fail`` raises."""
+    """Notes every record; ``fail_times`` items are reported failed on their first ``fail_times`` deliveries
+    (``fail_once``: the first), ``always_fail`` raises."""
     failures = []
     for record in event["Records"]:
         image = record["dynamodb"].get("NewImage") or {}
@@ -68,7 +69,8 @@ def stream_consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise RuntimeError(f"record {key} always fails")
         _note(f"stream#{key}", event_name=record["eventName"], sequence=record["dynamodb"]["SequenceNumber"],
               source=record["eventSourceARN"])
-        if "fail_once" in image and _deliveries(f"stream#{key}") == 1:
+        fail_times = 1 if "fail_once" in image else int((image.get("fail_times") or {}).get("S", "0"))
+        if fail_times and _deliveries(f"stream#{key}") <= fail_times:
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
     return {"batchItemFailures": failures}
 
