@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from taskcast.jobs import JobModuleError, JobNameTaken, default_registry
+from taskcast.jobs import JobModuleError, JobNameTaken, JobRegistry, default_registry
 from taskcast.jobs.loading import load_job_modules
 from taskcast.settings import Settings
 
@@ -78,7 +78,7 @@ def test_a_job_that_takes_a_builtins_name_fails_naming_the_job_and_both_function
 
 
 def test_two_jobs_under_one_name_clash_and_the_same_function_again_does_not() -> None:
-    registry = default_registry.copy()
+    registry = JobRegistry()
 
     def render(job_input: Any, ctx: Any) -> None: ...
 
