@@ -9,6 +9,7 @@ import pytest
 
 from taskcast.jobs import JobModuleError, JobNameTaken, JobRegistry, default_registry
 from taskcast.jobs.loading import load_job_modules
+from taskcast.local.template import load_template, resources_of_type
 from taskcast.settings import Settings
 
 
@@ -90,3 +91,13 @@ def test_two_jobs_under_one_name_clash_and_the_same_function_again_does_not() ->
     with pytest.raises(JobNameTaken, match="job 'render-report' of .*other clashes"):
         registry.job("render-report")(other)
     assert registry.get("render-report").function is render
+
+
+def test_the_template_hands_the_job_modules_to_the_rest_and_worker_functions_only() -> None:
+    template = load_template()
+    assert template["Parameters"]["JobModules"]["Default"] == ""
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    given = {logical_id for logical_id, resource in functions.items()
+             if resource["Properties"].get("Environment", {}).get("Variables", {}).get("TASKCAST_JOB_MODULES")
+             == {"Ref": "JobModules"}}
+    assert given == {"RestFunction", "WorkerFunction"}
