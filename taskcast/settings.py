@@ -91,6 +91,8 @@ class Settings:
     stack_functions: tuple[str, ...] = ()
     # Browser origins allowed to call the REST API from their own pages (CORS); empty: same origin only.
     cors_allowed_origins: tuple[str, ...] = ()
+    # Users' job modules, imported at cold start by the REST and worker functions (docs/jobs.md).
+    job_modules: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -165,6 +167,7 @@ class Settings:
             ),
             invokable_functions=_names(env.get("TASKCAST_INVOKABLE_FUNCTIONS", "")),
             cors_allowed_origins=_names(env.get("TASKCAST_CORS_ALLOWED_ORIGINS", "")),
+            job_modules=_names(env.get("TASKCAST_JOB_MODULES", "")),
             # The REST function is told the others' names; its own (and the worker's) it knows anyway.
             stack_functions=_names(
                 ",".join(

@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskcast import aws
-from taskcast.jobs import Cancelled, InvalidJobInput, JobContext, JobFailed, JobRegistry, UnknownJob
+from taskcast.jobs import (
+    Cancelled,
+    EntryPointSource,
+    InvalidJobInput,
+    JobContext,
+    JobFailed,
+    JobRegistry,
+    UnknownJob,
+    installed_entry_points,
+    with_user_jobs,
+)
 from taskcast.jobs import default_registry as _default_registry
 from taskcast.jobs.clients import job_client
 from taskcast.jobs.uploaded import UploadReader
@@ -46,10 +56,14 @@ class WorkerDeps:
     metrics: MetricsSink = field(default_factory=default_metrics)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerDeps:
+    def from_settings(
+        cls, settings: Settings, job_entry_points: EntryPointSource = installed_entry_points
+    ) -> WorkerDeps:
+        """The cold start's dependencies, with the users' jobs loaded into the default registry."""
         s3 = aws.client("s3")
         return cls(
             store=TaskStore(settings.tasks_table, retention_s=settings.retention_s),
+            registry=with_user_jobs(settings.job_modules, job_entry_points),
             inline_limit_bytes=settings.result_inline_limit_bytes,
             uploads=UploadReader(UploadStore(settings.tasks_table), s3, settings.results_bucket),
             results=ResultStore(settings.results_bucket, s3),

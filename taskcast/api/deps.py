@@ -10,7 +10,7 @@ from typing import Any
 
 from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
-from taskcast.jobs import JobRegistry, default_registry
+from taskcast.jobs import EntryPointSource, JobRegistry, default_registry, installed_entry_points, with_user_jobs
 from taskcast.long_polls import LongPollLeases
 from taskcast.presign import presigning_client
 from taskcast.settings import Settings
@@ -68,7 +68,9 @@ class ApiDeps:
         resolve_host: HostLookup | None = None,
         s3: Any = None,
         sqs: Any = None,
+        job_entry_points: EntryPointSource = installed_entry_points,
     ) -> ApiDeps:
+        """The cold start's dependencies; without ``registry``, the default one with the users' jobs loaded."""
         dynamodb = dynamodb or aws.client("dynamodb")
         return cls(
             settings=settings,
@@ -81,6 +83,6 @@ class ApiDeps:
             deadlines=DeadlineQueue(settings.upload_events_queue_url, sqs),
             tickets=TicketStore(settings.tasks_table, dynamodb),
             long_polls=LongPollLeases(settings.tasks_table, dynamodb),
-            registry=registry or default_registry,
+            registry=registry or with_user_jobs(settings.job_modules, job_entry_points),
             resolve_host=resolve_host or system_lookup,
         )

@@ -1,14 +1,17 @@
 """``GET /openapi.json``: the description Powertools generates from the routes, adjusted to what the
-API really answers (its request validation errors are 400 problems here, not 422)."""
+API really answers (its request validation errors are 400 problems here, not 422), with the registered
+jobs and their input schemas (``job_schemas.py``)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
+from taskcast.api.deps import ApiDeps
+from taskcast.api.job_schemas import with_jobs
 from taskcast.api.responses import JSON
 from taskcast.api.routing import RouteTable
 
@@ -42,6 +45,9 @@ def as_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
+        # Powertools adds it for response validation (off here) and it names the ValidationError just removed.
+        if "ResponseValidationError" not in json.dumps(schema.get("paths", {})):
+            components.pop("ResponseValidationError", None)
     return schema
 
 
@@ -76,4 +82,8 @@ def register_openapi_route(app: APIGatewayRestResolver, routes: RouteTable, cach
     def get_openapi() -> Response[Any]:
         if "document" not in cached:
             cached["document"] = openapi_document(app)
-        return Response(status_code=200, content_type=JSON, body=cached["document"])
+        # The app is shared; the jobs are the deployment's (deps), fixed after cold start: keep the last.
+        specs = tuple(cast(ApiDeps, app.context["deps"]).registry.specs())
+        if cached.get("jobs", (None,))[0] != specs:
+            cached["jobs"] = (specs, with_jobs(cached["document"], specs))
+        return Response(status_code=200, content_type=JSON, body=cached["jobs"][1])

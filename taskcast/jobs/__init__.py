@@ -1,22 +1,39 @@
 """Jobs the worker can run. ``@job("name")`` registers ``fn(input, ctx) -> result`` in the default
-registry, which already holds the built-ins ``sleep``, ``fail``, ``invoke`` and ``digest``."""
+registry, which already holds the built-ins ``sleep``, ``fail``, ``invoke`` and ``digest``; users' own job
+modules join it at cold start (``with_user_jobs``, see ``loading.py``)."""
+
+from collections.abc import Sequence
 
 from taskcast.jobs.builtin import register_builtins
 from taskcast.jobs.context import Cancelled, JobContext
-from taskcast.jobs.registry import InvalidJobInput, JobFailed, JobRegistry, JobSpec, UnknownJob
+from taskcast.jobs.loading import EntryPointSource, JobModuleError, installed_entry_points, load_job_modules
+from taskcast.jobs.registry import InvalidJobInput, JobFailed, JobNameTaken, JobRegistry, JobSpec, UnknownJob
 
 default_registry = JobRegistry()
 register_builtins(default_registry)
 job = default_registry.job
 
+
+def with_user_jobs(modules: Sequence[str], entry_points: EntryPointSource = installed_entry_points) -> JobRegistry:
+    """The default registry once the users' job modules (the setting's, then the entry points') are imported;
+    raises ``JobModuleError``, failing the cold start, when one cannot be."""
+    load_job_modules(modules, entry_points)
+    return default_registry
+
+
 __all__ = [
     "Cancelled",
+    "EntryPointSource",
     "InvalidJobInput",
     "JobContext",
     "JobFailed",
+    "JobModuleError",
+    "JobNameTaken",
     "JobRegistry",
     "JobSpec",
     "UnknownJob",
     "default_registry",
+    "installed_entry_points",
     "job",
+    "with_user_jobs",
 ]

@@ -25,6 +25,20 @@ class UnknownJob(LookupError):
         self.name = name
 
 
+class JobNameTaken(ValueError):
+    """A second, different job under a name already registered (a built-in's or another module's)."""
+
+    def __init__(self, name: str, existing: JobFunction, new: JobFunction) -> None:
+        super().__init__(
+            f"job {name!r} of {_where(new)} clashes with the job {name!r} already registered by {_where(existing)}"
+        )
+        self.name = name
+
+
+def _where(function: JobFunction) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
+
+
 class InvalidJobInput(ValueError):
     """The input does not fit the job's model; the message lists what is wrong, for a 400 problem."""
 
@@ -81,9 +95,18 @@ class JobRegistry:
     def job(
         self, name: str, input_model: type[BaseModel] | None = None, check: JobCheck | None = None
     ) -> Callable[[JobFunction], JobFunction]:
-        """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids."""
+        """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids.
+
+        A name already taken by another function raises ``JobNameTaken``: a user's job must never replace a
+        built-in, or another module's job, silently. The same function again is a no-op (a repeated import).
+        """
 
         def register(function: JobFunction) -> JobFunction:
+            existing = self._specs.get(name)
+            if existing is not None:
+                if existing.function is function:
+                    return function
+                raise JobNameTaken(name, existing.function, function)
             self._specs[name] = JobSpec(name=name, function=function, input_model=input_model, check=check)
             return function
 
@@ -108,6 +131,10 @@ class JobRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._specs)
+
+    def specs(self) -> list[JobSpec]:
+        """Every job, by name."""
+        return [self._specs[name] for name in self.names()]
 
     def copy(self) -> JobRegistry:
         """An independent registry with the same jobs (tests add their own jobs to a copy)."""

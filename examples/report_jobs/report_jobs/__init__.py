@@ -1,0 +1,1 @@
+"""Jobs of the report service, run by taskcast (see README.md)."""
