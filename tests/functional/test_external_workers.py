@@ -7,14 +7,18 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
+import requests
+import requests.adapters
 
 from handlers import worker_failure
 from taskcast.settings import Settings
 from taskcast.store import Heartbeats
 from taskcast.worker_failure_consumer import WorkerFailureDeps
+from taskcast_client import Report, TaskcastError, TaskEnded, WorkerClient
 from tests.functional.rest_harness import FakeLambdaContext, Reply, RestHarness
 from tests.functional.test_worker_failure import sqs_event
 
@@ -238,3 +242,54 @@ def test_the_openapi_document_describes_the_token_routes_without_the_api_key(api
         assert operation["security"] == []
         assert "401" not in operation["responses"] and "410" in operation["responses"]
     assert "transcode" in document["x-taskcast-jobs"]
+
+
+class HandlerAdapter(requests.adapters.BaseAdapter):
+    """Sends a requests session's calls to the REST handler, as API Gateway would (no authorizer: these routes
+    have none), so the SDK's WorkerClient is tested against the real routes."""
+
+    def __init__(self, api: RestHarness) -> None:
+        super().__init__()
+        self.api = api
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # noqa: ARG002
+        path = urlsplit(request.url or "").path
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body
+        reply = self.api.request(request.method or "POST", path, tenant=None, body=body)
+        response = requests.Response()
+        response.status_code = reply.status
+        response.headers.update(reply.headers)
+        response._content = reply.text.encode()
+        response.request, response.url = request, request.url or ""
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_python_worker_client_reports_and_learns_of_cancellation(api: RestHarness, queues: dict[str, str]) -> None:
+    session = requests.Session()
+    session.mount("http://taskcast.test", HandlerAdapter(api))
+    finished, cancelled = handed_off(api, queues), handed_off(api, queues)
+
+    worker = WorkerClient(finished["token"], "http://taskcast.test/", session=session)
+    assert finished["token"] not in repr(worker)
+    assert worker.heartbeat() is False
+    assert worker.progress(50, "half") == Report("RUNNING", 3, False)
+    assert worker.succeed({"frames": 10}).status == "SUCCEEDED"
+    with pytest.raises(TaskEnded) as ended:
+        worker.heartbeat()
+    assert not ended.value.cancelled and ended.value.status == 410
+
+    other = WorkerClient(cancelled["token"], "http://taskcast.test", session=session)
+    assert other.progress(5).version == 2
+    assert api.request("DELETE", f"/tasks/{cancelled['task_id']}").status == 202
+    assert other.heartbeat() is True  # the answer to its next heartbeat: stop
+    with pytest.raises(TaskEnded) as refused:
+        other.fail("gave up")
+    assert refused.value.cancelled
+
+    forged = WorkerClient(f"tt_{cancelled['task_id']}.{'A' * 43}", "http://taskcast.test", session=session)
+    with pytest.raises(TaskcastError) as unknown:
+        forged.heartbeat()
+    assert unknown.value.status == 404 and unknown.value.type.endswith("/task-token-not-found")
