@@ -293,3 +293,9 @@ def test_the_python_worker_client_reports_and_learns_of_cancellation(api: RestHa
     with pytest.raises(TaskcastError) as unknown:
         forged.heartbeat()
     assert unknown.value.status == 404 and unknown.value.type.endswith("/task-token-not-found")
+
+
+def test_an_external_job_cannot_start_from_an_upload(api: RestHarness) -> None:
+    # Such a task would be started by the Lambda worker when its file lands; it is refused up front.
+    answer = api.request("POST", "/uploads", json_body={"content_type": "video/mp4", "task": {"type": "transcode"}})
+    assert answer.status == 400 and answer.json()["type"].endswith("/external-job-upload"), answer.text

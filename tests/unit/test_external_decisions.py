@@ -135,3 +135,11 @@ def test_external_jobs_are_declared_once_with_a_bounded_heartbeat() -> None:
         registry.external_job("inline")
     with pytest.raises(Exception, match="external worker"):
         spec.function(None, None)  # the Lambda worker fails such a task instead of running it
+
+
+def test_the_local_request_log_keeps_no_task_token() -> None:
+    from taskcast.local.http_gateway import redacted_path
+
+    token = issue(TASK_ID).token
+    assert redacted_path(f"/task-tokens/{token}/heartbeat") == "/task-tokens/<token>/heartbeat"
+    assert redacted_path(f"/tasks/{TASK_ID}") == f"/tasks/{TASK_ID}"
