@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -51,6 +52,8 @@ def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
         raise ProblemError(400, "unknown-job-type", "Unknown job type", str(error)) from None
     except InvalidJobInput as error:
         raise ProblemError(400, error.kind, error.title, str(error)) from None
+    if deps.registry.get(request.type).external is not None:
+        check_job_message_size(request)
     if request.callback_url is not None:
         try:
             check_callback_url(
@@ -60,6 +63,21 @@ def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
             )
         except CallbackRefused as error:
             raise ProblemError(400, "callback-refused", "Callback URL refused", str(error)) from None
+
+
+# SQS takes messages of up to 256 KiB; the job message adds the token and a few fields to the input.
+EXTERNAL_INPUT_LIMIT_BYTES = 256 * 1024 - 2048
+
+
+def check_job_message_size(request: CreateTaskRequest) -> None:
+    """An external job's input travels in one SQS message: refuse what would not fit, before storing anything."""
+    size = len(json.dumps(request.input).encode())
+    if size > EXTERNAL_INPUT_LIMIT_BYTES:
+        raise ProblemError(
+            413, "payload-too-large", "Payload too large",
+            f"The input is {size} bytes; an external job's input travels in one SQS message and is limited to "
+            f"{EXTERNAL_INPUT_LIMIT_BYTES} bytes. Upload it with POST /uploads and name the upload_id as the input.",
+        )
 
 
 def dispatch_failed(task: Task) -> Task | None:

@@ -299,3 +299,12 @@ def test_an_external_job_cannot_start_from_an_upload(api: RestHarness) -> None:
     # Such a task would be started by the Lambda worker when its file lands; it is refused up front.
     answer = api.request("POST", "/uploads", json_body={"content_type": "video/mp4", "task": {"type": "transcode"}})
     assert answer.status == 400 and answer.json()["type"].endswith("/external-job-upload"), answer.text
+
+
+def test_an_input_too_large_for_the_job_message_is_refused_before_anything_is_stored(
+    api: RestHarness, queues: dict[str, str]
+) -> None:
+    answer = api.create("transcode", {"blob": "x" * (255 * 1024)})
+    assert answer.status == 413 and answer.json()["type"].endswith("/payload-too-large"), answer.text
+    assert "POST /uploads" in answer.json()["detail"]
+    assert receive(queues["jobs"]) == []
