@@ -70,6 +70,9 @@ class Task:
     created_at: str = field(default_factory=now_iso)
     updated_at: str = ""
     expires_at: int = 0  # epoch seconds: the DynamoDB TTL attribute
+    # External jobs only: the SHA-256 of the task token's secret, and the worker's heartbeat interval.
+    token_sha256: str | None = field(default=None, repr=False)
+    heartbeat_s: int = 0
 
     def __post_init__(self) -> None:
         if not self.updated_at:

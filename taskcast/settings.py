@@ -81,6 +81,9 @@ class Settings:
     fanout_change_budget_s: float = 20.0
     # Large payloads through S3 (docs/large-payloads.md).
     upload_events_queue_url: str = ""
+    # External jobs: where their workers receive tasks, and where heartbeat checks wait (docs/jobs.md).
+    external_jobs_queue_url: str = ""
+    worker_failure_queue_url: str = ""
     upload_url_ttl_s: int = 600  # how long a presigned upload URL stays valid
     upload_grace_s: int = 300  # after the URL expires, how long before a task still waiting for it fails
     max_upload_bytes: int = 5 * GIB  # S3's limit for one PUT
@@ -158,6 +161,8 @@ class Settings:
                 env.get("TASKCAST_FANOUT_CHANGE_BUDGET", defaults.fanout_change_budget_s)
             ),
             upload_events_queue_url=env.get("UPLOAD_EVENTS_QUEUE_URL", ""),
+            external_jobs_queue_url=env.get("EXTERNAL_JOBS_QUEUE_URL", ""),
+            worker_failure_queue_url=env.get("WORKER_FAILURE_QUEUE_URL", ""),
             upload_url_ttl_s=int(env.get("TASKCAST_UPLOAD_URL_TTL", defaults.upload_url_ttl_s)),
             upload_grace_s=int(env.get("TASKCAST_UPLOAD_GRACE", defaults.upload_grace_s)),
             max_upload_bytes=int(env.get("TASKCAST_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),

@@ -9,6 +9,8 @@ The tasks table holds, per partition key ``pk``:
 - ``sk = "FANOUT"``: the highest version already fanned out to WebSocket subscribers (``Markers``);
 - ``sk = "WEBHOOK"``: present once a receiver answered ``410 Gone``: the task's callback is disabled;
 - ``sk = "D#version#attempt"``: the webhook delivery log (``DeliveryLog``), one item per attempt;
+- ``sk = "BEAT"``: an external worker's last heartbeat (``Heartbeats``), apart from ``STATE`` so that a beat
+  raises no version and wakes no stream consumer (the stream's filter passes ``STATE`` only);
 - ``pk`` = upload id, ``sk = "UPLOAD"``: an upload declaration (``taskcast.uploads``);
 - ``pk = "ticket#<sha256>"``, ``sk = "TICKET"``: an unused WebSocket ticket (``taskcast.ws_tickets``).
 - ``pk = "BREAKER#<tenant> <origin>"``, ``sk = "BREAKER"``: a webhook endpoint's circuit breaker (``Breakers``);
@@ -57,6 +59,7 @@ DELIVERY_PREFIX = "D#"
 UPLOAD = "UPLOAD"
 TICKET = "TICKET"
 BREAKER = "BREAKER"
+BEAT = "BEAT"
 SLOT_PREFIX = "SLOT#"
 BY_CONNECTION_INDEX = "by-connection"  # subscriptions table GSI: connection_id → task_id
 
@@ -196,6 +199,8 @@ def task_to_item(task: Task) -> dict[str, Any]:
         "callback_url": task.callback_url,
         "message": task.message,
         "result_ref": task.result_ref,
+        "token_sha256": task.token_sha256,
+        "heartbeat_s": task.heartbeat_s or None,
     }
     return to_attributes(data)
 
@@ -218,6 +223,8 @@ def task_from_plain(data: dict[str, Any]) -> Task:
         created_at=data["created_at"],
         updated_at=data["updated_at"],
         expires_at=int(data.get("expires_at", 0)),
+        token_sha256=data.get("token_sha256"),
+        heartbeat_s=int(data.get("heartbeat_s", 0)),
     )
 
 
@@ -363,6 +370,28 @@ class TaskStore:
             "ConsistentRead": True,
         }
         return [json.loads(from_attributes(item)["entry_json"]) for item in query_items(self.client, kwargs)]
+
+
+# --- external workers' heartbeats -------------------------------------------------------------
+
+class Heartbeats:
+    """When each external task's worker last showed it was alive (epoch seconds)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self.client = client or aws.client("dynamodb")
+
+    def beat(self, task_id: str, at: float, expires_at: int) -> None:
+        # A plain overwrite: beats of one task come from one worker, and an older one landing last costs at
+        # most the time between two of its requests.
+        item = {"pk": task_id, "sk": BEAT, "beat_at": Decimal(str(round(at, 3))), "expires_at": expires_at}
+        self.client.put_item(TableName=self.table_name, Item=to_attributes(item))
+
+    def last(self, task_id: str) -> float | None:
+        item = get_item(self.client, self.table_name, item_key(task_id, BEAT))
+        if item is None:
+            return None
+        return float(_deserializer.deserialize(item["beat_at"]))
 
 
 # --- the push path's items: markers and the delivery log ----------------------------------------

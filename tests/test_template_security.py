@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from taskcast.local.template import TEMPLATE_PATH, load_template
 from tests.support.sam_transform import transformed_template
 
 LISTED = ",".join(
@@ -66,3 +67,19 @@ def test_the_rest_api_has_one_stage_and_it_is_throttled() -> None:
     assert stage["Properties"]["MethodSettings"] == [
         {"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}
     ]
+
+
+def test_only_the_openapi_document_preflights_and_task_token_reports_skip_the_authorizer() -> None:
+    template = load_template(TEMPLATE_PATH)
+    unauthorized = set()
+    for resource in template["Resources"].values():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            properties = event.get("Properties") or {}
+            if event.get("Type") == "Api" and properties.get("Auth") == {"Authorizer": "NONE"}:
+                unauthorized.add((properties["Method"].upper(), properties["Path"]))
+    assert {route for route in unauthorized if route[0] != "OPTIONS"} == {
+        ("GET", "/openapi.json"),
+        # An external worker's reports carry no API key: the task token in the path is checked by the function
+        # (taskcast.api.routes_task_tokens), one token per task, refused once the task has ended.
+        ("POST", "/task-tokens/{token}/{report}"),
+    }

@@ -16,6 +16,8 @@ from taskcast.api.problems import error_response, problem_response, register_pro
 from taskcast.api.request_info import tenant_of
 from taskcast.api.responses import to_proxy
 from taskcast.api.router import ConcurrentRestRouter
+from taskcast.api.routes_task_tokens import PREFIX as TASK_TOKENS
+from taskcast.api.routes_task_tokens import register_task_token_routes
 from taskcast.api.routes_tasks import register_task_routes
 from taskcast.api.routes_tickets import register_ticket_routes
 from taskcast.api.routes_uploads import register_upload_routes
@@ -24,8 +26,13 @@ from taskcast.jsondepth import MAX_JSON_DEPTH, nesting_depth_exceeds
 
 logger = logging.getLogger(__name__)
 
-# Served without an authenticated tenant (the template sets Auth: NONE on them).
+# Served without an authenticated tenant (the template sets Auth: NONE on them); the task token routes check
+# their token themselves.
 PUBLIC_PATHS = frozenset({"/openapi.json"})
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(TASK_TOKENS)
 
 
 def create_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
@@ -34,6 +41,7 @@ def create_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
     register_task_routes(app, routes)
     register_upload_routes(app, routes)
     register_ticket_routes(app, routes)
+    register_task_token_routes(app, routes)
     register_openapi_route(app, routes, cached={})
     register_problem_handlers(app, routes)
     return app
@@ -149,7 +157,7 @@ def _answer(event: dict[str, Any], context: Any, deps: ApiDeps) -> dict[str, Any
         )
     event = json_event
     # CORS preflights carry no credentials (the template routes them past the authorizer).
-    public = event.get("path") in PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS"
+    public = is_public(str(event.get("path") or "")) or event.get("httpMethod") == "OPTIONS"
     if tenant_of(event) is None and not public:
         # A gateway route without the authorizer: refuse before anything else, whatever the route.
         return to_proxy(error_response(unauthorized()))

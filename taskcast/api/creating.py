@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -12,6 +13,7 @@ from taskcast.api.models import CreateTaskRequest
 from taskcast.api.problems import ProblemError, task_not_found
 from taskcast.jobs import InvalidJobInput, UnknownJob
 from taskcast.models import Status, Task, problem, transition
+from taskcast.task_tokens import issue
 from taskcast.upload_queue import object_exists
 from taskcast.uploads import upload_id_of
 from taskcast.webhooks.delivery import CallbackRefused, check_callback_url
@@ -50,6 +52,8 @@ def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
         raise ProblemError(400, "unknown-job-type", "Unknown job type", str(error)) from None
     except InvalidJobInput as error:
         raise ProblemError(400, error.kind, error.title, str(error)) from None
+    if deps.registry.get(request.type).external is not None:
+        check_job_message_size(request)
     if request.callback_url is not None:
         try:
             check_callback_url(
@@ -61,6 +65,21 @@ def check_request(request: CreateTaskRequest, deps: ApiDeps) -> None:
             raise ProblemError(400, "callback-refused", "Callback URL refused", str(error)) from None
 
 
+# SQS takes messages of up to 256 KiB; the job message adds the token and a few fields to the input.
+EXTERNAL_INPUT_LIMIT_BYTES = 256 * 1024 - 2048
+
+
+def check_job_message_size(request: CreateTaskRequest) -> None:
+    """An external job's input travels in one SQS message: refuse what would not fit, before storing anything."""
+    size = len(json.dumps(request.input).encode())
+    if size > EXTERNAL_INPUT_LIMIT_BYTES:
+        raise ProblemError(
+            413, "payload-too-large", "Payload too large",
+            f"The input is {size} bytes; an external job's input travels in one SQS message and is limited to "
+            f"{EXTERNAL_INPUT_LIMIT_BYTES} bytes. Upload it with POST /uploads and name the upload_id as the input.",
+        )
+
+
 def dispatch_failed(task: Task) -> Task | None:
     if task.status is not Status.PENDING:
         return None  # a worker got it after all
@@ -69,6 +88,9 @@ def dispatch_failed(task: Task) -> Task | None:
 
 
 def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> Task:
+    external = deps.registry.get(request.type).external
+    if external is not None:
+        return store_and_hand_off(tenant, request, external.heartbeat_s, deps)
     task = deps.store.create(
         Task(
             id=new_task_id(),
@@ -85,6 +107,33 @@ def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> T
         logger.error("could not start the worker for task %s: %s", task.id, type(error).__name__)
         raise abandon(
             deps, task, "worker-unavailable", "Worker unavailable", "The worker could not be started"
+        ) from None
+    return task
+
+
+def store_and_hand_off(tenant: str, request: CreateTaskRequest, heartbeat_s: int, deps: ApiDeps) -> Task:
+    """An external job's task: stored with its token's hash, then put on the external jobs queue, where it stays
+    PENDING until a worker reports."""
+    task_id = new_task_id()
+    issued = issue(task_id)
+    task = deps.store.create(
+        Task(
+            id=task_id,
+            tenant=tenant,
+            type=request.type,
+            input=request.input,
+            callback_url=request.callback_url,
+            token_sha256=issued.secret_sha256,
+            heartbeat_s=heartbeat_s,
+        )
+    )
+    try:
+        deps.external.hand_off(task, issued.token)
+    except Exception as error:
+        logger.error("could not hand task %s to the external jobs queue: %s", task.id, type(error).__name__)
+        raise abandon(
+            deps, task, "external-queue-unavailable", "External jobs queue unavailable",
+            "The task could not be put on the external jobs queue",
         ) from None
     return task
 

@@ -10,11 +10,14 @@ from typing import Any
 
 from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
+from taskcast.external_queues import ExternalJobsQueue, HeartbeatChecks
+from taskcast.external_workers import ExternalWorkers
 from taskcast.jobs import EntryPointSource, JobRegistry, default_registry, installed_entry_points, with_user_jobs
 from taskcast.long_polls import LongPollLeases
 from taskcast.presign import presigning_client
+from taskcast.results import ResultStore
 from taskcast.settings import Settings
-from taskcast.store import DeliveryLog, TaskStore
+from taskcast.store import DeliveryLog, Heartbeats, TaskStore
 from taskcast.upload_queue import DeadlineQueue
 from taskcast.uploads import UploadStore
 from taskcast.webhooks.delivery import HostLookup, system_lookup
@@ -51,6 +54,7 @@ class ApiDeps:
     deadlines: DeadlineQueue
     tickets: TicketStore
     long_polls: LongPollLeases
+    external: ExternalWorkers
     registry: JobRegistry = field(default_factory=lambda: default_registry)
     resolve_host: HostLookup = system_lookup
     sleep: Callable[[float], None] = time.sleep
@@ -72,17 +76,27 @@ class ApiDeps:
     ) -> ApiDeps:
         """The cold start's dependencies; without ``registry``, the default one with the users' jobs loaded."""
         dynamodb = dynamodb or aws.client("dynamodb")
+        s3 = s3 or presigning_client()
+        store = TaskStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s)
         return cls(
             settings=settings,
-            store=TaskStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
+            store=store,
             deliveries=DeliveryLog(settings.tasks_table, dynamodb),
             invoke_worker=invoke_worker or LambdaWorkerInvoker(settings.worker_function),
             idempotency=IdempotentCreation(settings.idempotency_table, dynamodb),
             uploads=UploadStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
-            s3=s3 or presigning_client(),
+            s3=s3,
             deadlines=DeadlineQueue(settings.upload_events_queue_url, sqs),
             tickets=TicketStore(settings.tasks_table, dynamodb),
             long_polls=LongPollLeases(settings.tasks_table, dynamodb),
+            external=ExternalWorkers(
+                store=store,
+                heartbeats=Heartbeats(settings.tasks_table, dynamodb),
+                jobs=ExternalJobsQueue(settings.external_jobs_queue_url, sqs),
+                checks=HeartbeatChecks(settings.worker_failure_queue_url, sqs),
+                results=ResultStore(settings.results_bucket, s3) if settings.results_bucket else None,
+                inline_limit_bytes=settings.result_inline_limit_bytes,
+            ),
             registry=registry or with_user_jobs(settings.job_modules, job_entry_points),
             resolve_host=resolve_host or system_lookup,
         )

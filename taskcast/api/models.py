@@ -115,3 +115,47 @@ class UploadAnswer(BaseModel):
     expires_at: str = Field(description="When the URL stops being accepted (ISO 8601)")
     max_size: int = Field(description="The largest file accepted, in bytes")
     task: TaskMonitor | None = None
+
+
+# --- external workers' reports (POST /task-tokens/{token}/...) ----------------------------------------
+
+MESSAGE_MAX = 1000
+
+
+class ProgressReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    progress: float = Field(ge=0, le=100, description="Percent done, 0-100 (SUCCEEDED reports 100 by itself)")
+    message: str | None = Field(default=None, max_length=MESSAGE_MAX, description="What the worker is doing")
+
+
+class HeartbeatReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SucceedReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    result: Any = Field(default=None, description="Any JSON: the task's result, as GET /tasks/{id}/result answers")
+
+
+class WorkerProblem(BaseModel):
+    """What went wrong, as an RFC 9457 problem; a bare ``type`` (``corrupt-video``) becomes
+    ``https://taskcast.dev/problems/corrupt-video``. Other members are kept in the task's ``error``."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str | None = Field(default=None, max_length=200, pattern=r"^\S+$")
+    title: str | None = Field(default=None, max_length=200)
+    status: int | None = Field(default=None, ge=400, le=599)
+    detail: str | None = Field(default=None, max_length=4000)
+
+
+class FailReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    problem: WorkerProblem = Field(default_factory=WorkerProblem)
+
+
+class ReportAnswer(BaseModel):
+    status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+    version: int
+    cancel_requested: bool = Field(
+        description="Always false in a 200: a cancelled task answers 410 with cancel_requested true"
+    )

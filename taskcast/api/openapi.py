@@ -51,15 +51,21 @@ def as_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+UNAUTHENTICATED_PREFIX = "/task-tokens/"
+
+
 def with_gateway_answers(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the gateway's own 401 and 403 problems (its authorizer answers them) to every operation."""
+    """Add the gateway's own 401 and 403 problems (its authorizer answers them) to every authorized operation."""
     problem_ref = {"$ref": "#/components/schemas/Problem"}
     gateway_answers = {
         "401": "No Authorization header or no bearer key (answered by the gateway's authorizer)",
         "403": "The API key is not valid (answered by the gateway's authorizer)",
     }
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
+            if path.startswith(UNAUTHENTICATED_PREFIX):
+                operation["security"] = []  # the task token in the path is the credential; no authorizer
+                continue
             for status, description in gateway_answers.items():
                 answer = {"description": description, "content": {"application/problem+json": {"schema": problem_ref}}}
                 operation.setdefault("responses", {}).setdefault(status, answer)

@@ -75,6 +75,13 @@ def create_upload(tenant: str, request: CreateUploadRequest, deps: ApiDeps) -> C
             type=request.task.type, input={"upload_id": upload_id}, callback_url=request.task.callback_url
         )
         check_request(task_request, deps)  # the job must take an upload; the callback must be allowed
+        if deps.registry.get(task_request.type).external is not None:
+            # Such a task starts when its file lands, by invoking the Lambda worker, which never runs these.
+            raise ProblemError(
+                400, "external-job-upload", "External jobs do not start from an upload",
+                f"Job {task_request.type!r} runs in an external worker: upload the file first (POST /uploads "
+                "without \"task\"), then create the task with {\"upload_id\": ...} as its input.",
+            )
     now = int(deps.wall_clock())
     task_id = str(uuid.uuid4()) if task_request else None
     upload = deps.uploads.create(new_upload(tenant, request, deps.settings, now, upload_id, task_id))

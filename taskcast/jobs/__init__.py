@@ -1,17 +1,27 @@
 """Jobs the worker can run. ``@job("name")`` registers ``fn(input, ctx) -> result`` in the default
 registry, which already holds the built-ins ``sleep``, ``fail``, ``invoke`` and ``digest``; users' own job
-modules join it at cold start (``with_user_jobs``, see ``loading.py``)."""
+modules join it at cold start (``with_user_jobs``, see ``loading.py``). ``external_job("name", ...)``
+declares a job that a worker of the user's runs elsewhere, reporting with a task token."""
 
 from collections.abc import Sequence
 
 from taskcast.jobs.builtin import register_builtins
 from taskcast.jobs.context import Cancelled, JobContext
 from taskcast.jobs.loading import EntryPointSource, JobModuleError, installed_entry_points, load_job_modules
-from taskcast.jobs.registry import InvalidJobInput, JobFailed, JobNameTaken, JobRegistry, JobSpec, UnknownJob
+from taskcast.jobs.registry import (
+    ExternalJob,
+    InvalidJobInput,
+    JobFailed,
+    JobNameTaken,
+    JobRegistry,
+    JobSpec,
+    UnknownJob,
+)
 
 default_registry = JobRegistry()
 register_builtins(default_registry)
 job = default_registry.job
+external_job = default_registry.external_job
 
 
 def with_user_jobs(modules: Sequence[str], entry_points: EntryPointSource = installed_entry_points) -> JobRegistry:
@@ -24,6 +34,7 @@ def with_user_jobs(modules: Sequence[str], entry_points: EntryPointSource = inst
 __all__ = [
     "Cancelled",
     "EntryPointSource",
+    "ExternalJob",
     "InvalidJobInput",
     "JobContext",
     "JobFailed",
@@ -33,6 +44,7 @@ __all__ = [
     "JobSpec",
     "UnknownJob",
     "default_registry",
+    "external_job",
     "installed_entry_points",
     "job",
     "with_user_jobs",

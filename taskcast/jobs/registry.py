@@ -6,6 +6,7 @@ input with 400 at create time, and the worker parses it again before running the
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,12 @@ class JobNameTaken(ValueError):
             f"job {name!r} of {_where(new)} clashes with the job {name!r} already registered by {_where(existing)}"
         )
         self.name = name
+
+
+def _caller_module(depth: int = 2) -> str:
+    """The module that called the registering function (named in clash messages)."""
+    frame = sys._getframe(depth)
+    return str(frame.f_globals.get("__name__", "?"))
 
 
 def _where(function: JobFunction) -> str:
@@ -63,12 +70,38 @@ class JobFailed(Exception):
         self.extra = extra
 
 
+# An external worker's heartbeat interval: at least a second, at most half a day (the check hops SQS's
+# 15-minute delay limit as often as it needs to, see ``taskcast.heartbeats``).
+MIN_HEARTBEAT_S = 1
+MAX_HEARTBEAT_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class ExternalJob:
+    """A job run by a worker of the user's, elsewhere, that reports with a task token (``docs/jobs.md``).
+
+    ``heartbeat_s``: the longest silence allowed, from the hand-off and then between two reports; a task whose
+    worker stays silent longer ends ``FAILED`` with ``/heartbeat-timeout``.
+    """
+
+    heartbeat_s: int = 60
+
+    def __post_init__(self) -> None:
+        if not MIN_HEARTBEAT_S <= self.heartbeat_s <= MAX_HEARTBEAT_S:
+            raise ValueError(f"heartbeat_s must be from {MIN_HEARTBEAT_S} to {MAX_HEARTBEAT_S} seconds")
+
+
+class RunsElsewhere(JobFailed):
+    """An external job reached the Lambda worker, which never runs one."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     name: str
     function: JobFunction
     input_model: type[BaseModel] | None = None
     check: JobCheck | None = None
+    external: ExternalJob | None = None
 
     def parse(self, raw_input: Any) -> Any:
         """The job's input as the function receives it (a model instance when the job declares one)."""
@@ -111,6 +144,41 @@ class JobRegistry:
             return function
 
         return register
+
+    def external_job(
+        self,
+        name: str,
+        input_model: type[BaseModel] | None = None,
+        *,
+        heartbeat_s: int = 60,
+        description: str | None = None,
+        check: JobCheck | None = None,
+    ) -> JobSpec:
+        """Register a job that a worker of the user's runs elsewhere: creating its task sends the worker the
+        input and a task token (on the external jobs queue); the Lambda worker never runs it.
+
+        Registering the same declaration again is a no-op (a repeated import); another one under a taken name
+        raises ``JobNameTaken``.
+        """
+        external = ExternalJob(heartbeat_s=heartbeat_s)
+
+        def runs_elsewhere(job_input: Any, ctx: Any) -> Any:  # noqa: ARG001 - the signature of every job
+            raise RunsElsewhere(f"job {name!r} is run by an external worker, not by taskcast's worker",
+                                kind="external-job")
+
+        runs_elsewhere.__doc__ = description
+        runs_elsewhere.__qualname__ = f"external_job({name!r})"
+        runs_elsewhere.__module__ = _caller_module()
+        existing = self._specs.get(name)
+        if existing is not None:
+            if (existing.external, existing.input_model, existing.check) == (external, input_model, check) and (
+                existing.function.__module__ == runs_elsewhere.__module__
+            ):
+                return existing
+            raise JobNameTaken(name, existing.function, runs_elsewhere)
+        spec = JobSpec(name=name, function=runs_elsewhere, input_model=input_model, check=check, external=external)
+        self._specs[name] = spec
+        return spec
 
     def get(self, name: str) -> JobSpec:
         spec = self._specs.get(name)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -40,6 +41,12 @@ from taskcast.local.rest_api import HttpRequest, MethodNotAllowed, RestApi, Rout
 from taskcast.models import problem
 
 log = logging.getLogger("taskcast.local")
+_TASK_TOKEN_PATH = re.compile(r"^(/task-tokens/)[^/]+")
+
+
+def redacted_path(path: str) -> str:
+    """The path as the request log keeps it: a task token in it is a credential, so it is left out."""
+    return _TASK_TOKEN_PATH.sub(r"\1<token>", path)
 
 INTEGRATION_TIMEOUT_S = 29.0
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -166,7 +173,7 @@ class HttpGateway(HTTPService):
     def _record(self, request: HttpRequest, status: int, resource: str | None, started: float) -> None:
         entry = {
             "method": request.method,
-            "path": request.path,
+            "path": redacted_path(request.path),
             "query": request.query,
             "status": status,
             "resource": resource,

@@ -131,6 +131,11 @@ def test_openapi_needs_no_tenant_and_describes_the_routes(api: RestHarness) -> N
         "/tasks/{task_id}/deliveries",
         "/uploads",
         "/ws-tickets",
+        # External workers' reports, authenticated by their task token (no API key).
+        "/task-tokens/{token}/progress",
+        "/task-tokens/{token}/heartbeat",
+        "/task-tokens/{token}/succeed",
+        "/task-tokens/{token}/fail",
     }
     assert "201" in document["paths"]["/uploads"]["post"]["responses"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -100,12 +100,15 @@ def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: Template
     assert set(routes) == {
         ("POST", "/tasks"), ("GET", "/tasks/{id}"), ("DELETE", "/tasks/{id}"), ("GET", "/tasks/{id}/result"),
         ("GET", "/tasks/{id}/events"), ("GET", "/tasks/{id}/deliveries"), ("POST", "/uploads"), ("POST", "/ws-tickets"),
-        ("GET", "/openapi.json"),
+        ("GET", "/openapi.json"), ("POST", "/task-tokens/{token}/{report}"),
         # CORS preflights, past the authorizer
         *(("OPTIONS", path) for path in ("/tasks", "/tasks/{id}", "/tasks/{id}/result", "/tasks/{id}/events",
-                                         "/tasks/{id}/deliveries", "/uploads", "/ws-tickets")),
+                                         "/tasks/{id}/deliveries", "/uploads", "/ws-tickets",
+                                         "/task-tokens/{token}/{report}")),
     }
     assert routes[("GET", "/openapi.json")].authorizer is None
+    # External workers report with their task token alone: the function checks it, no authorizer runs.
+    assert routes[("POST", "/task-tokens/{token}/{report}")].authorizer is None
     assert routes[("OPTIONS", "/tasks")].authorizer is None
     authorizer = routes[("POST", "/tasks")].authorizer
     assert authorizer is not None and authorizer.function.logical_id == "RestAuthorizerFunction"
