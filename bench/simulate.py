@@ -240,8 +240,8 @@ def _world(config: SimConfig) -> _World:
     def subscribe(task_id: str, connection_id: str) -> None:
         # What the subscribe handshake leaves behind: a confirmed subscription from version 0.
         connections.open(connection_id, task_id)
-        subscriptions.begin(task_id, connection_id, TENANT)
-        subscriptions.confirm(task_id, connection_id, 0)
+        begun = subscriptions.begin(task_id, connection_id, TENANT)
+        subscriptions.confirm(begun, 0)
 
     def store_state(item: dict[str, Any]) -> None:
         seeder.put_item(TableName=settings.tasks_table, Item=item)

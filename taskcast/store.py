@@ -763,8 +763,12 @@ def counter_key(name: str) -> dict[str, str]:
     return subscription_key(f"{LEASE_PREFIX}count#{name}", LEASE_PREFIX)
 
 
-# How long a subscribe handshake may hold back live changes before the consumer stops waiting for it.
+# How long a subscribe handshake may hold back live changes. One that has not confirmed by then failed
+# (its client is told to subscribe again): the consumer stops waiting for it and sends it nothing.
 HANDSHAKE_HOLD_S = 5.0
+# A handshake confirms only this far ahead of its hold's end, so that a consumer whose clock runs a little
+# ahead never skips a version for a subscription that then confirms without it.
+CONFIRM_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -781,6 +785,11 @@ class Subscription:
     def pending(self, now: float) -> bool:
         """True while the subscribe handshake may still be sending this connection its first messages."""
         return self.pending_until is not None and now < self.pending_until
+
+    def abandoned(self, now: float) -> bool:
+        """True when the handshake's hold ended without a confirm: the subscribe failed (its function died or
+        ran out of time), its snapshot may never have been sent, and the client was told to try again."""
+        return self.pending_until is not None and now >= self.pending_until
 
 
 def _subscription_item(subscription: Subscription) -> dict[str, Any]:
@@ -850,7 +859,7 @@ Each item carries:
             connection_id=connection_id,
             tenant=tenant,
             after_version=0,
-            pending_until=now + HANDSHAKE_HOLD_S,
+            pending_until=round(now + HANDSHAKE_HOLD_S, 3),  # as stored: ``confirm`` matches it exactly
             expires_at=int(now) + self.ttl_s,
         )
         answer = self.client.put_item(
@@ -861,18 +870,27 @@ Each item carries:
             self.give_back_connection_slot(connection_id, tenant)
         return subscription
 
-    def confirm(self, task_id: str, connection_id: str, after_version: int) -> bool:
-        """End the handshake: from now on the consumer sends this connection versions > ``after_version``.
+    def confirm(self, begun: Subscription, after_version: int, now: float | None = None) -> bool:
+        """End the handshake ``begin`` started: from now on the consumer sends this connection versions
+        > ``after_version``.
 
-        False when the subscription is gone meanwhile (unsubscribed or disconnected).
+        False when the handshake failed instead: its hold has (almost) ended, so the consumer may already
+        treat it as abandoned; or the subscription is gone or was begun again meanwhile (unsubscribed,
+        disconnected, or a newer subscribe of the same connection, whose own handshake confirms it).
         """
+        now = time.time() if now is None else now
+        if begun.pending_until is None or now + CONFIRM_MARGIN_S >= begun.pending_until:
+            return False
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=self._key(task_id, connection_id),
+                Key=self._key(begun.task_id, begun.connection_id),
                 UpdateExpression="SET after_version = :after REMOVE pending_until",
-                ConditionExpression="attribute_exists(task_id)",
-                ExpressionAttributeValues={":after": {"N": str(after_version)}},
+                ConditionExpression="pending_until = :mine",
+                ExpressionAttributeValues={
+                    ":after": {"N": str(after_version)},
+                    ":mine": _subscription_item(begun)["pending_until"],
+                },
             )
         except ClientError as error:
             if aws.error_code(error) == "ConditionalCheckFailedException":

@@ -121,6 +121,7 @@ def plan_fanout(subscriptions: Iterable[Subscription], tenant: str, version: int
 
     - another tenant's subscription (cannot happen through the handlers, checked anyway): skipped;
     - a handshake still in progress: wait, so its snapshot goes out before any live change;
+    - a handshake whose hold ended unconfirmed (it failed; the client subscribes again): skipped;
     - ``after_version >= version``: skipped, the handshake already sent that version or a newer one;
     - otherwise: send.
     """
@@ -132,7 +133,7 @@ def plan_fanout(subscriptions: Iterable[Subscription], tenant: str, version: int
             skipped.append(subscription)
         elif subscription.pending(now):
             wait.append(subscription)
-        elif subscription.after_version >= version:
+        elif subscription.abandoned(now) or subscription.after_version >= version:
             skipped.append(subscription)
         else:
             send.append(subscription)
@@ -415,7 +416,7 @@ class WebSocketFanout:
     def _deliver(self, subscription: Subscription, version: int, data: bytes, deadline: float) -> Delivery:
         if subscription.pending(self._clock()):
             current = self._await_handshake(subscription)
-            if current is None or current.after_version >= version:
+            if current is None or current.abandoned(self._clock()) or current.after_version >= version:
                 return Delivery.SKIPPED
         left = deadline - self._clock()
         if left <= 0:

@@ -17,7 +17,7 @@ from typing import Any
 from taskcast.push.commands import Command, Refusal, parse_command
 from taskcast.push.deps import WebSocketDeps
 from taskcast.push.fanout import PostFailed, PostOutcome, frame
-from taskcast.push.subscribe import SubscriptionRefused, TaskNotFound, subscribe
+from taskcast.push.subscribe import HandshakeTooSlow, SubscriptionRefused, TaskNotFound, subscribe
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class Routes:
         except TaskNotFound:
             # The same answer for an unknown task and another tenant's: nothing leaks.
             refusal = Refusal("not_found", f"No task {command.task_id} for this API key.", command.task_id)
+            self.reply(connection_id, refusal.as_message())
+        except HandshakeTooSlow:
+            logger.warning("subscribe handshake ran past its hold", extra={"connection_id": connection_id})
+            refusal = Refusal("internal_error", "The subscription could not be completed; subscribe again.",
+                              command.task_id)
             self.reply(connection_id, refusal.as_message())
 
     def connect(self, connection_id: str, tenant: str | None) -> dict[str, Any]:

@@ -5,12 +5,16 @@
 2. Write the subscription as *pending* (``SubscriptionStore.begin``).
 3. Read the task (after the write) and send the snapshot: the current state, or with
    ``since_version`` every history entry after it.
-4. Confirm: ``after_version`` = the last version sent, pending removed.
+4. Confirm: ``after_version`` = the last version sent, pending removed, provided the handshake is
+   still within its hold (``HANDSHAKE_HOLD_S``). One that is not failed: the subscription is removed and
+   the client is told to subscribe again (``HandshakeTooSlow``).
 
 Why it holds: a change written before step 2 is seen by the read in step 3 (strongly consistent),
 so the snapshot covers it. A change the consumer handles after step 2 finds the subscription pending
 and waits until step 4 before sending (``taskcast.push.fanout``), then sends only versions above
-``after_version``: live messages always follow the snapshot, and nothing is missed in between.
+``after_version``: live messages always follow the snapshot, and nothing is missed in between. A
+subscription whose hold ended unconfirmed is sent nothing: its handshake failed (or died), and sending
+live changes to it could put them ahead of the snapshot of the client's next subscribe.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from taskcast.store import SubscriptionStore, TaskStore
 
 class TaskNotFound(LookupError):
     """No such task for this tenant (it does not exist or belongs to another tenant)."""
+
+
+class HandshakeTooSlow(TimeoutError):
+    """The snapshot took longer than the handshake's hold: the subscription was dropped, subscribe again."""
 
 
 class SubscriptionRefused(Exception):
@@ -102,7 +110,7 @@ def subscribe(
     if tasks.get_for_tenant(task_id, tenant) is None:
         raise TaskNotFound(task_id)
     taken = take_slots(subscriptions, limits, task_id, connection_id, tenant)
-    subscriptions.begin(task_id, connection_id, tenant, slot_taken=taken)
+    begun = subscriptions.begin(task_id, connection_id, tenant, slot_taken=taken)
     try:
         messages, last = snapshot_messages(tasks, task_id, since_version)
         sent: list[int] = []
@@ -115,5 +123,11 @@ def subscribe(
         # Leave nothing half-made: a pending subscription would hold live changes back for a while.
         subscriptions.remove(task_id, connection_id)
         raise
-    subscriptions.confirm(task_id, connection_id, last)
+    if not subscriptions.confirm(begun, last):
+        current = subscriptions.get(task_id, connection_id)
+        if current is None or current.pending_until != begun.pending_until:
+            # Unsubscribed, disconnected or subscribed again meanwhile: nothing of this handshake remains.
+            return SubscribeResult(tuple(sent), last)
+        subscriptions.remove(task_id, connection_id)
+        raise HandshakeTooSlow(task_id)
     return SubscribeResult(tuple(sent), last)

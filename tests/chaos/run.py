@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import threading
@@ -100,6 +101,7 @@ class ChaosReport:
     poison_raised: int = 0  # times the consumer raised on them (the stack's log)
     stream_batches_given_up: int = 0  # records the stream mapping sent to its on-failure queue
     poller_restarts: int = 0
+    function_timeouts: dict[str, int] = field(default_factory=dict)  # invocations that hit their timeout
     stream_positions: list[str] = field(default_factory=list)
     lost_websocket_terminal: int = 0
     lost_webhook_terminal: int = 0
@@ -112,6 +114,10 @@ class ChaosReport:
 
 
 # ------------------------------------------------------------------------------------------------ clients
+# The local stack's log line for an invocation that ran past its function's timeout: "[Function id] Task timed out…".
+TIMED_OUT = re.compile(r"\[(\w+) \w+\] [^\n]*Task timed out")
+
+
 # A client does what the ``internal_error`` answer asks ("try again"): it sends the subscribe again, from
 # the last version it has, after a short pause; this often, then it gives up and reports the error.
 SUBSCRIBE_RETRIES = 3
@@ -346,6 +352,7 @@ def run_chaos(config: ChaosConfig | None = None) -> ChaosReport:
             report.stream_batches_given_up = _dead_letters(stack, "StreamFailureQueue")
             report.stream_positions.append(_position(Path(folder)))
             report.poison_raised = stack.output().count("injected poison record")
+            report.function_timeouts = dict(Counter(TIMED_OUT.findall(stack.output())))
             _check(logs, receiver, report, config)
     if report.webhook_dead_lettered:
         report.violations.append(f"{report.webhook_dead_lettered} webhooks dead-lettered")

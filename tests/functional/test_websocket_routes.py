@@ -245,3 +245,29 @@ def test_subscribe_to_an_expired_task_is_not_found(push_env: PushEnv, extra: dic
     (error,) = push_env.connections.frames(connection)
     assert error["code"] == "not_found"
     assert push_env.push.subscriptions.for_task(task.id) == []
+
+
+def test_a_handshake_past_its_hold_fails_cleanly_and_a_new_subscribe_resumes_in_order(
+    push_env: PushEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = push_env.create_task()
+    push_env.consume()
+    connection = push_env.connections.connect()
+    # A hold shorter than the confirm margin: every handshake is already too late to confirm.
+    monkeypatch.setattr("taskcast.store.HANDSHAKE_HOLD_S", 0.5)
+
+    push_env.subscribe(connection, task.id)
+
+    snapshot, error = push_env.connections.frames(connection)
+    assert snapshot["version"] == 1
+    assert error["type"] == "error" and error["code"] == "internal_error" and "subscribe again" in error["message"]
+    assert push_env.push.subscriptions.for_task(task.id) == []  # dropped: live changes are not sent to it
+    running = push_env.advance(task, Status.RUNNING)
+    push_env.consume()
+    assert len(push_env.connections.frames(connection)) == 2
+
+    monkeypatch.undo()
+    push_env.subscribe(connection, task.id, since_version=1)
+    push_env.advance(running, Status.RUNNING, progress=50)
+    push_env.consume()
+    assert versions(push_env.connections.frames(connection)[2:]) == [2, 3]

@@ -97,10 +97,12 @@ def test_plan_sends_to_subscribers_that_have_not_seen_the_version() -> None:
     assert plan.wait == ()
 
 
-def test_plan_waits_for_handshakes_in_progress_and_not_for_expired_ones() -> None:
-    plan = plan_fanout([sub("a", pending_until=101.0), sub("b", pending_until=99.0)], "acme", 2, now=100.0)
+def test_plan_waits_for_handshakes_in_progress_and_skips_those_that_never_confirmed() -> None:
+    subscriptions = [sub("a", pending_until=101.0), sub("b", pending_until=99.0), sub("c")]
+    plan = plan_fanout(subscriptions, "acme", 2, now=100.0)
     assert [s.connection_id for s in plan.wait] == ["a"]
-    assert [s.connection_id for s in plan.send] == ["b"]
+    assert [s.connection_id for s in plan.skipped] == ["b"]  # its subscribe failed; the client subscribes again
+    assert [s.connection_id for s in plan.send] == ["c"]
 
 
 def test_plan_never_sends_to_another_tenant() -> None:
@@ -127,7 +129,7 @@ def test_plan_partitions_subscriptions_and_never_sends_a_stale_version(
     plan = plan_fanout(subs, "acme", version, now)
     assert sorted(map(id, [*plan.send, *plan.wait, *plan.skipped])) == sorted(map(id, subs))
     for chosen in plan.send:
-        assert chosen.tenant == "acme" and chosen.after_version < version and not chosen.pending(now)
+        assert chosen.tenant == "acme" and chosen.after_version < version and chosen.pending_until is None
     for waiting in plan.wait:
         assert waiting.tenant == "acme" and waiting.pending(now)
 

@@ -4,6 +4,7 @@ real consumer completes with every field and no violations."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -88,11 +89,11 @@ def _scenario(client: Any, settings: Settings) -> list[Any]:
     results.append(markers.callback_disabled("t1"))
     results.append(log.list("t1"))
     # Subscriptions: the handshake, the fan-out query, the GSI, removal one by one and by connection.
-    for index in range(3):
-        subscriptions.begin("t1", f"c{index}", "acme", now=1000.0)
+    begun = [subscriptions.begin("t1", f"c{index}", "acme", now=1000.0) for index in range(3)]
     subscriptions.begin("t2", "c0", "acme", now=1000.0)
-    results.append(subscriptions.confirm("t1", "c1", 4))
-    results.append(subscriptions.confirm("t1", "missing", 4))
+    results.append(subscriptions.confirm(begun[1], 4, now=1001.0))
+    results.append(subscriptions.confirm(dataclasses.replace(begun[1], connection_id="missing"), 4, now=1001.0))
+    results.append(subscriptions.confirm(begun[0], 4, now=1004.5))  # too close to the hold's end: refused
     results.append(subscriptions.for_task("t1"))
     results.append(subscriptions.get("t1", "c1"))
     results.append(sorted(subscriptions.tasks_of_connection("c0")))
