@@ -73,6 +73,9 @@ class Task:
     # External jobs only: the SHA-256 of the task token's secret, and the worker's heartbeat interval.
     token_sha256: str | None = field(default=None, repr=False)
     heartbeat_s: int = 0
+    # The worker function that runs it ("standard" or "large"): chosen at create from the job's memory class,
+    # kept so that a task started later (by its upload's arrival) goes to the same one.
+    worker_class: str = "standard"
 
     def __post_init__(self) -> None:
         if not self.updated_at:

@@ -42,6 +42,7 @@ class Settings:
     subscriptions_table: str = "taskcast-subscriptions"
     idempotency_table: str = "taskcast-idempotency"
     worker_function: str = "taskcast-worker"
+    large_worker_function: str = "taskcast-worker-large"  # jobs declared with memory="large"
     results_bucket: str = "taskcast-payloads"
     # Public URLs that clients are told about (links.websocket) and the @connections endpoint.
     websocket_url: str = "ws://127.0.0.1:3001"
@@ -108,6 +109,7 @@ class Settings:
             subscriptions_table=env.get("SUBSCRIPTIONS_TABLE", defaults.subscriptions_table),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", defaults.idempotency_table),
             worker_function=env.get("WORKER_FUNCTION", defaults.worker_function),
+            large_worker_function=env.get("LARGE_WORKER_FUNCTION", defaults.large_worker_function),
             results_bucket=env.get("PAYLOADS_BUCKET", defaults.results_bucket),
             websocket_url=env.get("TASKCAST_WEBSOCKET_URL", defaults.websocket_url),
             management_url=env.get("TASKCAST_MANAGEMENT_URL", defaults.management_url),
@@ -180,6 +182,7 @@ class Settings:
                         env.get("TASKCAST_STACK_FUNCTIONS", ""),
                         env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
                         env.get("WORKER_FUNCTION", defaults.worker_function),
+                        env.get("LARGE_WORKER_FUNCTION", defaults.large_worker_function),
                     ]
                 )
             ),

@@ -201,6 +201,7 @@ def task_to_item(task: Task) -> dict[str, Any]:
         "result_ref": task.result_ref,
         "token_sha256": task.token_sha256,
         "heartbeat_s": task.heartbeat_s or None,
+        "worker_class": None if task.worker_class == "standard" else task.worker_class,
     }
     return to_attributes(data)
 
@@ -225,6 +226,7 @@ def task_from_plain(data: dict[str, Any]) -> Task:
         expires_at=int(data.get("expires_at", 0)),
         token_sha256=data.get("token_sha256"),
         heartbeat_s=int(data.get("heartbeat_s", 0)),
+        worker_class=data.get("worker_class", "standard"),
     )
 
 

@@ -57,7 +57,7 @@ class UploadEventDeps:
             store=TaskStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
             uploads=UploadStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
             s3=aws.client("s3"),
-            invoke_worker=LambdaWorkerInvoker(settings.worker_function),
+            invoke_worker=LambdaWorkerInvoker.from_settings(settings),
             deadlines=DeadlineQueue(settings.upload_events_queue_url),
         )
 
@@ -68,9 +68,9 @@ def start_if_waiting(upload: Upload, deps: UploadEventDeps) -> bool:
     if upload.task_id is None:
         return False
     task = deps.store.get(upload.task_id)
-    if not waits_for(task, upload):
+    if task is None or not waits_for(task, upload):
         return False
-    deps.invoke_worker(upload.task_id)  # a failure is raised: the message comes back and is retried
+    deps.invoke_worker(task.id, task.worker_class)  # a failure is raised: the message comes back, is retried
     deps.metrics.count(UPLOADS_ARRIVED)
     logger.info("upload %s landed; task %s started", upload.id, upload.task_id)
     return True

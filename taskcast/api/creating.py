@@ -88,9 +88,9 @@ def dispatch_failed(task: Task) -> Task | None:
 
 
 def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> Task:
-    external = deps.registry.get(request.type).external
-    if external is not None:
-        return store_and_hand_off(tenant, request, external.heartbeat_s, deps)
+    spec = deps.registry.get(request.type)
+    if spec.external is not None:
+        return store_and_hand_off(tenant, request, spec.external.heartbeat_s, deps)
     task = deps.store.create(
         Task(
             id=new_task_id(),
@@ -98,10 +98,11 @@ def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> T
             type=request.type,
             input=request.input,
             callback_url=request.callback_url,
+            worker_class=spec.memory,
         )
     )
     try:
-        deps.invoke_worker(task.id)
+        deps.invoke_worker(task.id, task.worker_class)
     except Exception as error:
         # Never leave a task PENDING that no worker will ever pick up.
         logger.error("could not start the worker for task %s: %s", task.id, type(error).__name__)

@@ -23,19 +23,25 @@ from taskcast.uploads import UploadStore
 from taskcast.webhooks.delivery import HostLookup, system_lookup
 from taskcast.ws_tickets import TicketStore
 
-WorkerInvoker = Callable[[str], None]
+# Starts the worker of a task: ``(task_id, worker_class)``, the class being the task's ``worker_class``.
+WorkerInvoker = Callable[[str, str], None]
 
 
 class LambdaWorkerInvoker:
-    """Starts the worker for a task with an asynchronous Lambda invoke (``InvocationType=Event``)."""
+    """Starts the worker for a task with an asynchronous Lambda invoke (``InvocationType=Event``), on the
+    worker function of the task's class (``standard`` or ``large``)."""
 
-    def __init__(self, function_name: str, client: Any = None) -> None:
-        self.function_name = function_name
+    def __init__(self, function_name: str, large_function_name: str, client: Any = None) -> None:
+        self.functions = {"standard": function_name, "large": large_function_name}
         self.client = client or aws.client("lambda")
 
-    def __call__(self, task_id: str) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LambdaWorkerInvoker:
+        return cls(settings.worker_function, settings.large_worker_function)
+
+    def __call__(self, task_id: str, worker_class: str = "standard") -> None:
         self.client.invoke(
-            FunctionName=self.function_name,
+            FunctionName=self.functions[worker_class],
             InvocationType="Event",
             Payload=json.dumps({"task_id": task_id}).encode(),
         )
@@ -82,7 +88,7 @@ class ApiDeps:
             settings=settings,
             store=store,
             deliveries=DeliveryLog(settings.tasks_table, dynamodb),
-            invoke_worker=invoke_worker or LambdaWorkerInvoker(settings.worker_function),
+            invoke_worker=invoke_worker or LambdaWorkerInvoker.from_settings(settings),
             idempotency=IdempotentCreation(settings.idempotency_table, dynamodb),
             uploads=UploadStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s),
             s3=s3,

@@ -96,6 +96,7 @@ def create_upload(tenant: str, request: CreateUploadRequest, deps: ApiDeps) -> C
             input=task_request.input,
             callback_url=task_request.callback_url,
             message=WAITING_FOR_UPLOAD,
+            worker_class=deps.registry.get(task_request.type).memory,
         )
     )
     schedule_deadline(upload, task, deps, now)

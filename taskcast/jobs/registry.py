@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -70,6 +70,17 @@ class JobFailed(Exception):
         self.extra = extra
 
 
+# The worker functions a job can run on, by memory: the template's ``WorkerFunction`` (1,024 MB) and
+# ``LargeWorkerFunction`` (``LargeWorkerMemorySize``, 4,096 MB by default); Lambda gives CPU in proportion.
+WorkerClass = Literal["standard", "large"]
+WORKER_CLASSES: tuple[WorkerClass, ...] = ("standard", "large")
+
+
+class UnknownWorkerClass(ValueError):
+    def __init__(self, job: str, memory: str) -> None:
+        super().__init__(f"job {job!r}: memory must be one of {', '.join(WORKER_CLASSES)}, not {memory!r}")
+
+
 # An external worker's heartbeat interval: at least a second, at most half a day (the check hops SQS's
 # 15-minute delay limit as often as it needs to, see ``taskcast.heartbeats``).
 MIN_HEARTBEAT_S = 1
@@ -102,6 +113,7 @@ class JobSpec:
     input_model: type[BaseModel] | None = None
     check: JobCheck | None = None
     external: ExternalJob | None = None
+    memory: WorkerClass = "standard"  # which worker function runs it (``WORKER_CLASSES``)
 
     def parse(self, raw_input: Any) -> Any:
         """The job's input as the function receives it (a model instance when the job declares one)."""
@@ -126,9 +138,15 @@ class JobRegistry:
         self._specs: dict[str, JobSpec] = dict(specs or {})
 
     def job(
-        self, name: str, input_model: type[BaseModel] | None = None, check: JobCheck | None = None
+        self,
+        name: str,
+        input_model: type[BaseModel] | None = None,
+        check: JobCheck | None = None,
+        *,
+        memory: WorkerClass = "standard",
     ) -> Callable[[JobFunction], JobFunction]:
-        """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids.
+        """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids;
+        ``memory="large"`` runs it on the large worker function.
 
         A name already taken by another function raises ``JobNameTaken``: a user's job must never replace a
         built-in, or another module's job, silently. The same function again is a no-op (a repeated import).
@@ -140,8 +158,13 @@ class JobRegistry:
                 if existing.function is function:
                     return function
                 raise JobNameTaken(name, existing.function, function)
-            self._specs[name] = JobSpec(name=name, function=function, input_model=input_model, check=check)
+            self._specs[name] = JobSpec(
+                name=name, function=function, input_model=input_model, check=check, memory=memory
+            )
             return function
+
+        if memory not in WORKER_CLASSES:
+            raise UnknownWorkerClass(name, memory)
 
         return register
 

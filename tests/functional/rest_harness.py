@@ -165,6 +165,7 @@ class RestHarness:
         )
         self.start_workers = start_workers
         self.invocations: list[str] = []
+        self.worker_classes: dict[str, str] = {}  # task id -> the worker function class it was started on
         self.threads: list[threading.Thread] = []
         self.sleeps = 0
         self.hold_started = threading.Event()
@@ -181,9 +182,10 @@ class RestHarness:
     def gate(self, name: str) -> Gate:
         return self.gates.setdefault(name, Gate())
 
-    def invoke_worker(self, task_id: str) -> None:
+    def invoke_worker(self, task_id: str, worker_class: str) -> None:
         """Lambda's async invoke: accepted at once, the worker runs on its own."""
         self.invocations.append(task_id)
+        self.worker_classes[task_id] = worker_class
         if self.start_workers:
             self.run_worker_async(task_id)
 

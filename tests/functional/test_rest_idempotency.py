@@ -54,7 +54,7 @@ def test_without_a_key_every_post_is_a_new_task(api: RestHarness) -> None:
 def test_failed_dispatch_does_not_pin_the_key(api: RestHarness) -> None:
     working = api.deps.invoke_worker
 
-    def broken(task_id: str) -> None:
+    def broken(task_id: str, worker_class: str) -> None:
         raise ConnectionError("down")
 
     api.deps.invoke_worker = broken

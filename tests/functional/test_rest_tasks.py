@@ -92,6 +92,24 @@ def test_result_is_the_jobs_json_value_as_returned(api: RestHarness, value) -> N
     assert reply.json() == value
 
 
+def test_a_large_job_is_started_on_the_large_worker_and_the_task_remembers_it(api: RestHarness) -> None:
+    api.registry.job("render-video", memory="large")(lambda job_input, ctx: "rendered")
+    large = api.create("render-video", headers={"Prefer": "wait=5"}).json()
+    small = api.create("sleep", {"seconds": 0}, headers={"Prefer": "wait=5"}).json()
+
+    assert api.worker_classes == {large["id"]: "large", small["id"]: "standard"}
+    assert api.store.get(large["id"]).worker_class == "large"
+    assert api.store.get(small["id"]).worker_class == "standard"
+    assert api.request("GET", f"/tasks/{large['id']}/result").json() == "rendered"
+
+
+def test_a_job_asking_for_an_unknown_memory_class_is_refused_at_registration(api: RestHarness) -> None:
+    from taskcast.jobs.registry import UnknownWorkerClass
+
+    with pytest.raises(UnknownWorkerClass, match="memory must be one of standard, large"):
+        api.registry.job("huge", memory="huge")  # type: ignore[arg-type]
+
+
 def test_failing_job_ends_failed_with_problem_error(api: RestHarness) -> None:
     reply = api.create("fail", {"message": "the disk is full"}, headers={"Prefer": "wait=5"})
     assert reply.status == 200
@@ -138,7 +156,7 @@ def test_deliveries_lists_the_log_after_the_tenant_check(api: RestHarness) -> No
 def test_dispatch_failure_marks_the_task_failed_and_answers_503(dynamodb, settings) -> None:
     with RestHarness(settings) as harness:
 
-        def broken_invoker(task_id: str) -> None:
+        def broken_invoker(task_id: str, worker_class: str) -> None:
             raise ConnectionError("lambda endpoint unreachable")
 
         harness.deps.invoke_worker = broken_invoker

@@ -59,7 +59,7 @@ def cold_start(dynamodb, settings: Settings, monkeypatch: pytest.MonkeyPatch):  
     def start(job_modules: str = "", entry_points: Any = no_entry_points) -> tuple[ApiDeps, WorkerDeps]:
         monkeypatch.setenv("TASKCAST_JOB_MODULES", job_modules)
         configured = Settings.from_env()
-        api = ApiDeps.from_settings(configured, dynamodb=serialized_dynamodb(), invoke_worker=lambda task_id: None,
+        api = ApiDeps.from_settings(configured, dynamodb=serialized_dynamodb(), invoke_worker=lambda task_id, worker_class: None,
                                     job_entry_points=entry_points)
         return api, WorkerDeps.from_settings(configured, job_entry_points=entry_points)
 
@@ -104,7 +104,7 @@ def test_an_input_outside_the_jobs_model_is_a_400_problem_and_starts_nothing(
 ) -> None:
     api, _ = cold_start("report_jobs.render")
     invoked: list[str] = []
-    api.invoke_worker = invoked.append
+    api.invoke_worker = lambda task_id, worker_class: invoked.append(task_id)
     reply = call(api, "POST", "/tasks", {"type": JOB, "input": job_input})
     assert reply.status == 400, reply.text
     assert reply.header("Content-Type") == "application/problem+json"

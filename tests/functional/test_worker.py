@@ -177,7 +177,12 @@ def test_invoke_job_refuses_a_function_no_longer_listed_without_invoking(store: 
     assert failed.error["type"].endswith("/function-not-invokable")
 
 
-def test_rest_starts_the_worker_with_an_async_lambda_invoke(aws_mock) -> None:
+def test_rest_starts_the_worker_of_the_tasks_class_with_an_async_lambda_invoke(aws_mock) -> None:
     with LambdaApiStub(lambda invocation: (202, {}, b"")) as lambda_api:
-        LambdaWorkerInvoker("taskcast-worker", lambda_api.client())("task-123")
-    assert lambda_api.invocations == [Invocation("taskcast-worker", "Event", {"task_id": "task-123"})]
+        invoker = LambdaWorkerInvoker("taskcast-worker", "taskcast-worker-large", lambda_api.client())
+        invoker("task-123", "standard")
+        invoker("task-456", "large")
+    assert lambda_api.invocations == [
+        Invocation("taskcast-worker", "Event", {"task_id": "task-123"}),
+        Invocation("taskcast-worker-large", "Event", {"task_id": "task-456"}),
+    ]

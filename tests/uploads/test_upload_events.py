@@ -77,7 +77,7 @@ def test_a_failed_worker_start_is_retried_by_the_queue(harness: UploadHarness) -
     upload, _ = waiting_task(harness, 1)
     harness.put_object(upload, b"x")
 
-    def unavailable(task_id: str) -> None:
+    def unavailable(task_id: str, worker_class: str) -> None:
         raise ConnectionError("lambda unavailable")
 
     harness.event_deps.invoke_worker = unavailable
