@@ -74,6 +74,8 @@ class JobFailed(Exception):
 # 15-minute delay limit as often as it needs to, see ``taskcast.heartbeats``).
 MIN_HEARTBEAT_S = 1
 MAX_HEARTBEAT_S = 12 * 3600
+# A job's own timeout: at most Lambda's 15 minutes, the longest the worker can run at all.
+MAX_JOB_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class JobSpec:
     input_model: type[BaseModel] | None = None
     check: JobCheck | None = None
     external: ExternalJob | None = None
+    timeout_s: float | None = None  # the job's own limit; None: the worker's (its Lambda timeout)
 
     def parse(self, raw_input: Any) -> Any:
         """The job's input as the function receives it (a model instance when the job declares one)."""
@@ -126,13 +129,20 @@ class JobRegistry:
         self._specs: dict[str, JobSpec] = dict(specs or {})
 
     def job(
-        self, name: str, input_model: type[BaseModel] | None = None, check: JobCheck | None = None
+        self, name: str, input_model: type[BaseModel] | None = None, check: JobCheck | None = None, *,
+        timeout_s: float | None = None,
     ) -> Callable[[JobFunction], JobFunction]:
         """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids.
+
+        ``timeout_s`` (above 0, at most 900): the job's own time limit. ``ctx.remaining_s()`` counts down to it,
+        and a job still running past it ends ``FAILED`` with ``/job-timeout`` at its next ``ctx.progress()`` or
+        when it returns (its result is dropped).
 
         A name already taken by another function raises ``JobNameTaken``: a user's job must never replace a
         built-in, or another module's job, silently. The same function again is a no-op (a repeated import).
         """
+        if timeout_s is not None and not 0 < timeout_s <= MAX_JOB_TIMEOUT_S:
+            raise ValueError(f"job {name!r}: timeout_s must be above 0 and at most {MAX_JOB_TIMEOUT_S} seconds")
 
         def register(function: JobFunction) -> JobFunction:
             existing = self._specs.get(name)
@@ -140,7 +150,8 @@ class JobRegistry:
                 if existing.function is function:
                     return function
                 raise JobNameTaken(name, existing.function, function)
-            self._specs[name] = JobSpec(name=name, function=function, input_model=input_model, check=check)
+            self._specs[name] = JobSpec(name=name, function=function, input_model=input_model, check=check,
+                                        timeout_s=timeout_s)
             return function
 
         return register
