@@ -133,10 +133,11 @@ def _run_claimed(task: Task, deps: WorkerDeps, lambda_context: Any) -> Task | No
 
     ctx = JobContext(
         task, deps.store, lambda_context, client=deps.client_factory, sleep=deps.sleep, clock=deps.clock,
-        uploads=deps.uploads,
+        uploads=deps.uploads, timeout_s=spec.timeout_s,
     )
     try:
         result = spec.function(job_input, ctx)
+        ctx.check_timeout()  # a job that returned past its own timeout fails all the same
     except Cancelled:
         logger.info("task %s stopped: it was cancelled or ended while running", task_id)
         return None

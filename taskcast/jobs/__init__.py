@@ -6,7 +6,7 @@ declares a job that a worker of the user's runs elsewhere, reporting with a task
 from collections.abc import Sequence
 
 from taskcast.jobs.builtin import register_builtins
-from taskcast.jobs.context import Cancelled, JobContext
+from taskcast.jobs.context import Cancelled, JobContext, JobTimedOut
 from taskcast.jobs.loading import EntryPointSource, JobModuleError, installed_entry_points, load_job_modules
 from taskcast.jobs.registry import (
     ExternalJob,
@@ -42,6 +42,7 @@ __all__ = [
     "JobNameTaken",
     "JobRegistry",
     "JobSpec",
+    "JobTimedOut",
     "UnknownJob",
     "default_registry",
     "external_job",

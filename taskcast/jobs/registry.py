@@ -85,6 +85,8 @@ class UnknownWorkerClass(ValueError):
 # 15-minute delay limit as often as it needs to, see ``taskcast.heartbeats``).
 MIN_HEARTBEAT_S = 1
 MAX_HEARTBEAT_S = 12 * 3600
+# A job's own timeout: at most Lambda's 15 minutes, the longest the worker can run at all.
+MAX_JOB_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class JobSpec:
     check: JobCheck | None = None
     external: ExternalJob | None = None
     memory: WorkerClass = "standard"  # which worker function runs it (``WORKER_CLASSES``)
+    timeout_s: float | None = None  # the job's own limit; None: the worker's (its Lambda timeout)
 
     def parse(self, raw_input: Any) -> Any:
         """The job's input as the function receives it (a model instance when the job declares one)."""
@@ -144,13 +147,20 @@ class JobRegistry:
         check: JobCheck | None = None,
         *,
         memory: WorkerClass = "standard",
+        timeout_s: float | None = None,
     ) -> Callable[[JobFunction], JobFunction]:
         """Register ``fn(input, ctx) -> result`` under ``name``; ``check`` refuses inputs the deployment forbids;
         ``memory="large"`` runs it on the large worker function.
 
+        ``timeout_s`` (above 0, at most 900): the job's own time limit. ``ctx.remaining_s()`` counts down to it,
+        and a job still running past it ends ``FAILED`` with ``/job-timeout`` at its next ``ctx.progress()`` or
+        when it returns (its result is dropped).
+
         A name already taken by another function raises ``JobNameTaken``: a user's job must never replace a
         built-in, or another module's job, silently. The same function again is a no-op (a repeated import).
         """
+        if timeout_s is not None and not 0 < timeout_s <= MAX_JOB_TIMEOUT_S:
+            raise ValueError(f"job {name!r}: timeout_s must be above 0 and at most {MAX_JOB_TIMEOUT_S} seconds")
 
         def register(function: JobFunction) -> JobFunction:
             existing = self._specs.get(name)
@@ -159,7 +169,8 @@ class JobRegistry:
                     return function
                 raise JobNameTaken(name, existing.function, function)
             self._specs[name] = JobSpec(
-                name=name, function=function, input_model=input_model, check=check, memory=memory
+                name=name, function=function, input_model=input_model, check=check, memory=memory,
+                timeout_s=timeout_s,
             )
             return function
 

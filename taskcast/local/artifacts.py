@@ -9,6 +9,13 @@ parameters, runtime and architecture, the ``sam`` command and the contents of ev
 Builds go to a temporary folder renamed into place when complete, under a file lock, so two
 processes starting at once share one build instead of corrupting it. ``sam build --cached`` keeps
 the pip downloads between builds, so a code change rebuilds in seconds.
+
+``sam build`` runs as a user's own ``sam build`` would, from the folder that holds the template: pip
+resolves a relative path in a layer's ``requirements.txt`` (a user's job package named in
+``deploy/jobs/requirements.txt``, docs/jobs.md) against the directory it runs in. The build runs in a view
+of that folder (a symlink to each of its entries) under the cache root, so sam's ``.aws-sam/deps`` stays
+beside the builds. Such a local package's files count in the key; as ``sam build --cached`` would reuse the
+layer it installed while ``requirements.txt`` is unchanged, a change to them builds without the carried graph.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ _OUTPUT_TAIL_LINES = 40
 _FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 _LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
 _COMPLETE = ".taskcast-complete"
+# A local package's build leftovers (pip builds in its folder) and tools' caches: not part of what it installs.
+_PACKAGE_SKIPPED_DIRS = frozenset({"__pycache__", "build", "dist", ".git", ".venv", ".pytest_cache", ".mypy_cache",
+                                   ".ruff_cache", ".tox", ".nox"})
 
 _log = logging.getLogger("taskcast.local")
 
@@ -160,17 +170,77 @@ def _files(folder: Path) -> Iterator[tuple[str, Path]]:
                 yield path.relative_to(folder).as_posix(), path
 
 
+def _requirement_path(line: str) -> str | None:
+    """The local path a ``requirements.txt`` line installs from (``./pkg``, ``-e ../pkg``, ``name @ file:///pkg``,
+    ``/wheels/pkg.whl``), or None for a package from an index, an option or a comment."""
+    text = line.split(" #", 1)[0].strip()
+    if text.startswith(("-e ", "--editable ", "--editable=")):
+        text = text.split(None, 1)[1] if " " in text else text.partition("=")[2]
+    elif text.startswith(("-", "#")) or not text:
+        return None
+    if "@" in text:
+        text = text.split("@", 1)[1].strip()
+    text = text.split(";", 1)[0].strip()
+    if text.startswith("file:"):
+        text = text.removeprefix("file:")
+        text = "/" + text.lstrip("/") if text.startswith("//") else text
+    if not text.startswith((".", "/", "~")):
+        return None
+    return re.sub(r"\[[^\]]*\]$", "", text)  # extras: ./pkg[fast]
+
+
+def local_packages(folders: Sequence[Path], base: Path) -> list[Path]:
+    """The local folders and files the ``requirements.txt`` of ``folders`` install from. pip resolves a relative
+    path against the directory sam build runs in: the template's folder."""
+    packages: set[Path] = set()
+    for folder in folders:
+        manifest = folder / "requirements.txt"
+        if not manifest.is_file():
+            continue
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            path = _requirement_path(line)
+            if path is not None:
+                packages.add((base / Path(path).expanduser()).resolve())
+    return sorted(packages)
+
+
+def _package_files(package: Path) -> Iterator[tuple[str, Path]]:
+    if not package.is_dir():
+        if package.exists():
+            yield package.name, package
+        return
+    for directory, subdirectories, names in os.walk(package, followlinks=True):
+        subdirectories[:] = sorted(name for name in subdirectories
+                                   if name not in _PACKAGE_SKIPPED_DIRS and not name.endswith(".egg-info"))
+        for name in sorted(names):
+            if not name.endswith(".pyc"):
+                path = Path(directory, name)
+                yield path.relative_to(package).as_posix(), path
+
+
+def _local_packages_digest(template_path: Path, folders: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for package in local_packages(folders, template_path.parent):
+        digest.update(f"\0package {package}\0".encode())
+        for relative, path in _package_files(package):
+            digest.update(f"\0{relative}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(template_path: Path, parameters: Mapping[str, str], runtime: str, architecture: str,
               sam: Sequence[str]) -> str:
     template_path = template_path.resolve()
     digest = hashlib.sha256()
     digest.update(template_path.read_bytes())
     digest.update(json.dumps([sorted(parameters.items()), runtime, architecture, list(sam)]).encode())
-    for folder in source_folders(load_template(template_path), template_path.parent):
+    folders = source_folders(load_template(template_path), template_path.parent)
+    for folder in folders:
         digest.update(f"\0folder {folder}\0".encode())
         for relative, path in _files(folder):
             digest.update(f"\0{relative}\0".encode())
             digest.update(path.read_bytes())
+    digest.update(f"\0packages {_local_packages_digest(template_path, folders)}\0".encode())
     return digest.hexdigest()[:20]
 
 
@@ -255,13 +325,18 @@ def build_artifacts(
         (root / "tmp").mkdir(exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / "tmp"))
         # sam keeps its build graph (which dependencies it installed, from which manifest) beside the build
-        # folder; carried from build to build, it lets --cached skip pip when requirements are unchanged.
+        # folder; carried from build to build, it lets --cached skip pip when requirements are unchanged. A
+        # changed local package would be skipped too (its requirements.txt line is the same): not carried then.
         graph = root / "build.toml"
+        packages = root / "build.toml.packages"
+        packages_digest = _local_packages_digest(template_path, source_folders(template, template_path.parent))
         try:
-            if graph.exists():
+            if graph.exists() and packages.exists() and packages.read_text() == packages_digest:
                 shutil.copy2(graph, scratch / "build.toml")
-            _run_sam(command, template_path, scratch / "build", overrides, root)
+            _run_sam(command, template_path, scratch / "build", overrides, root,
+                     cwd=_project_view(template_path.parent, root))
             shutil.copy2(scratch / "build.toml", graph)
+            packages.write_text(packages_digest)
             (scratch / "build" / _COMPLETE).write_text(key)
             final.parent.mkdir(exist_ok=True)
             if final.exists():  # an incomplete leftover of a crashed build
@@ -275,7 +350,24 @@ def build_artifacts(
     return read_build(final, runtime, architecture, seconds, False)
 
 
-def _run_sam(command: Sequence[str], template: Path, build_dir: Path, overrides: Mapping[str, str], root: Path) -> None:
+def _project_view(project: Path, root: Path) -> Path:
+    """``root/project``: a symlink to each entry of ``project`` but ``.aws-sam``, for sam build to run in. Paths
+    relative to the project resolve as in the project, while sam's ``.aws-sam/deps`` is the view's own."""
+    view = root / "project"
+    view.mkdir(exist_ok=True)
+    entries = {path.name: path for path in project.iterdir() if path.name != ".aws-sam"}
+    for link in view.iterdir():
+        if link.is_symlink() and (link.name not in entries or os.readlink(link) != str(entries[link.name])):
+            link.unlink()
+    for name, path in entries.items():
+        link = view / name
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(path)
+    return view
+
+
+def _run_sam(command: Sequence[str], template: Path, build_dir: Path, overrides: Mapping[str, str], root: Path,
+             *, cwd: Path) -> None:
     arguments = [
         *command, "build",
         "--template", str(template),
@@ -286,8 +378,9 @@ def _run_sam(command: Sequence[str], template: Path, build_dir: Path, overrides:
     ]
     environment = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
     try:
-        # cwd: sam --cached keeps its dependency folders in ./.aws-sam
-        result = subprocess.run(arguments, cwd=root, env=environment, capture_output=True, text=True, check=False)
+        # cwd: pip resolves relative paths in requirements.txt against it, and sam --cached keeps its
+        # dependency folders in ./.aws-sam
+        result = subprocess.run(arguments, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
     except OSError as error:
         raise ArtifactBuildError(f"cannot run {command[0]}: {error}") from error
     if result.returncode != 0:

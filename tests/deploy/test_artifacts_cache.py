@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskcast.local.artifacts import build_parameters, cache_key
+from taskcast.local.artifacts import build_parameters, cache_key, local_packages
 from taskcast.local.template import TEMPLATE_PATH, load_template
 
 TEMPLATE = """\
@@ -93,3 +93,51 @@ Resources:
     Properties: {ContentUri: deps/}
     Metadata: {BuildMethod: !Ref LayerRuntime}
 """
+
+
+LAYERED = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Jobs:
+    Type: AWS::Serverless::LayerVersion
+    Properties: {ContentUri: jobs/}
+    Metadata: {BuildMethod: python3.11}
+"""
+
+
+def _layered_project(root: Path, requirements: str) -> Path:
+    (root / "jobs").mkdir()
+    (root / "jobs" / "requirements.txt").write_text(requirements)
+    (root / "pkgs" / "mine" / "mine").mkdir(parents=True)
+    (root / "pkgs" / "mine" / "mine" / "__init__.py").write_text("VERSION = 1\n")
+    (root / "pkgs" / "mine" / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+    template = root / "template.yaml"
+    template.write_text(LAYERED)
+    return template
+
+
+def test_a_local_package_named_in_a_layers_requirements_counts_in_the_key(tmp_path: Path) -> None:
+    """pip installs ./pkgs/mine from the project (where sam build runs): a change to it must rebuild, while the
+    leftovers of pip building it there must not."""
+    template = _layered_project(tmp_path, "-c ../constraints.txt\n./pkgs/mine  # mine\n")
+    assert local_packages([tmp_path / "jobs"], tmp_path) == [tmp_path / "pkgs" / "mine"]
+    before = _key(template)
+    (tmp_path / "pkgs" / "mine" / "build" / "lib").mkdir(parents=True)
+    (tmp_path / "pkgs" / "mine" / "build" / "lib" / "stale.py").write_text("")
+    (tmp_path / "pkgs" / "mine" / "mine.egg-info").mkdir()
+    (tmp_path / "pkgs" / "mine" / "mine.egg-info" / "PKG-INFO").write_text("")
+    assert _key(template) == before
+    (tmp_path / "pkgs" / "mine" / "mine" / "__init__.py").write_text("VERSION = 2\n")
+    assert _key(template) != before
+
+
+def test_only_local_paths_are_read_as_packages(tmp_path: Path) -> None:
+    _layered_project(tmp_path, "\n".join([
+        "# ./not-this", "report-jobs==0.1.0", "--extra-index-url https://pypi.example.com/simple",
+        "-r other.txt", "-e ./pkgs/editable", "mine @ file:///opt/mine", "./pkgs/fast[speed]",
+        "/abs/wheel-1.0-py3-none-any.whl; python_version >= '3.11'",
+    ]) + "\n")
+    assert local_packages([tmp_path / "jobs"], tmp_path) == sorted([
+        tmp_path / "pkgs" / "editable", Path("/opt/mine"), tmp_path / "pkgs" / "fast",
+        Path("/abs/wheel-1.0-py3-none-any.whl"),
+    ])

@@ -38,6 +38,7 @@ NOT_LAMBDA_CODE = {"tests", "bench", "docs", "client_demo", "taskcast_client", "
 API_KEY = "tc_artifact_test_key"
 TENANTS = {"acme": {"api_key": API_KEY, "webhook_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}}
 INVOKE_TIMEOUT_S = 60
+JOBS_LAYER_FUNCTIONS = {"RestFunction", "WorkerFunction"}
 
 pytestmark = pytest.mark.timeout(600)  # the first test pays for a cold `sam build` (about 15-30 s here)
 
@@ -171,12 +172,17 @@ def test_artifacts_hold_lambda_code_and_dependencies_only(built: BuiltArtifacts)
     folders |= {layer / "python" for artifact in built.functions.values() for layer in artifact.layer_dirs}
     strays = {f"{folder.name}/{name}" for folder in folders for name in os.listdir(folder) if name in NOT_LAMBDA_CODE}
     assert not strays, f"not Lambda code: {sorted(strays)}"
-    for artifact in built.functions.values():
+    for logical_id, artifact in built.functions.items():
         assert {"taskcast", "handlers", "streams"} <= set(os.listdir(artifact.code_dir))
-        for layer in artifact.layer_dirs:
-            layer_packages = set(os.listdir(layer / "python"))
-            assert {"pydantic", "aws_lambda_powertools", "standardwebhooks", "requests_hardened"} <= layer_packages
-            assert not {"boto3", "botocore"} & layer_packages, "the Lambda runtime provides boto3"
+        dependencies, *others = artifact.layer_dirs
+        layer_packages = set(os.listdir(dependencies / "python"))
+        assert {"pydantic", "aws_lambda_powertools", "standardwebhooks", "requests_hardened"} <= layer_packages
+        assert not {"boto3", "botocore"} & layer_packages, "the Lambda runtime provides boto3"
+        # The jobs layer, for the two functions that use the job registry; with no user jobs it holds only its
+        # requirements.txt (a layer is never an empty zip).
+        assert [layer.name for layer in others] == (["JobsLayer"] if logical_id in JOBS_LAYER_FUNCTIONS else [])
+        for layer in others:
+            assert os.listdir(layer / "python") == ["requirements.txt"]
 
 
 # ---------------------------------------------------------------------- imports

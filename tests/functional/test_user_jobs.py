@@ -59,8 +59,8 @@ def cold_start(dynamodb, settings: Settings, monkeypatch: pytest.MonkeyPatch):  
     def start(job_modules: str = "", entry_points: Any = no_entry_points) -> tuple[ApiDeps, WorkerDeps]:
         monkeypatch.setenv("TASKCAST_JOB_MODULES", job_modules)
         configured = Settings.from_env()
-        api = ApiDeps.from_settings(configured, dynamodb=serialized_dynamodb(), invoke_worker=lambda task_id, worker_class: None,
-                                    job_entry_points=entry_points)
+        api = ApiDeps.from_settings(configured, dynamodb=serialized_dynamodb(),
+                                    invoke_worker=lambda task_id, worker_class: None, job_entry_points=entry_points)
         return api, WorkerDeps.from_settings(configured, job_entry_points=entry_points)
 
     return start

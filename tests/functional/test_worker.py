@@ -186,3 +186,76 @@ def test_rest_starts_the_worker_of_the_tasks_class_with_an_async_lambda_invoke(a
         Invocation("taskcast-worker", "Event", {"task_id": "task-123"}),
         Invocation("taskcast-worker-large", "Event", {"task_id": "task-456"}),
     ]
+
+
+# ---------------------------------------------------------------------- a job's own timeout
+def test_a_job_past_its_own_timeout_fails_at_its_next_progress_report(store: TaskStore) -> None:
+    registry = default_registry.copy()
+    now = [0.0]
+    seen: list[float] = []
+
+    @registry.job("slow", timeout_s=10)
+    def slow(job_input, ctx: JobContext) -> str:
+        for _ in range(4):
+            seen.append(ctx.remaining_s())
+            now[0] += 4  # each step takes 4 s: the third report comes 12 s in
+            ctx.progress(50)
+        return "never"
+
+    task = put(store, "slow")
+    assert run(task.id, make_deps(store, registry=registry, clock=lambda: now[0]))["status"] == "FAILED"
+    failed = store.get(task.id)
+    assert failed.error["type"].endswith("/job-timeout")
+    assert failed.error["detail"] == "the job ran past its timeout of 10 s"
+    assert failed.error["timeout_s"] == 10
+    # The job's remaining time counts down to its own timeout (below the Lambda context's 60 s).
+    assert seen == [10, 6, 2]
+    assert history(store, task.id) == [("PENDING", 0), ("RUNNING", 0), ("RUNNING", 50), ("RUNNING", 50),
+                                       ("FAILED", 50)]
+
+
+def test_a_job_that_returns_past_its_own_timeout_fails_and_its_result_is_dropped(store: TaskStore) -> None:
+    registry = default_registry.copy()
+    now = [0.0]
+
+    @registry.job("late", timeout_s=5)
+    def late(job_input, ctx: JobContext) -> dict:
+        now[0] += 5.5
+        return {"done": True}
+
+    task = put(store, "late")
+    run(task.id, make_deps(store, registry=registry, clock=lambda: now[0]))
+    failed = store.get(task.id)
+    assert failed.status is Status.FAILED
+    assert failed.error["type"].endswith("/job-timeout")
+    assert failed.result is None
+
+
+def test_a_job_within_its_timeout_succeeds_and_one_without_sees_the_lambda_time(store: TaskStore) -> None:
+    registry = default_registry.copy()
+    now = [0.0]
+    remaining: dict[str, float] = {}
+
+    @registry.job("quick", timeout_s=900)
+    def quick(job_input, ctx: JobContext) -> int:
+        now[0] += 899
+        ctx.progress(99)
+        remaining["quick"] = ctx.remaining_s()
+        return 1
+
+    @registry.job("plain")
+    def plain(job_input, ctx: JobContext) -> int:
+        remaining["plain"] = ctx.remaining_s()
+        return 2
+
+    deps = make_deps(store, registry=registry, clock=lambda: now[0])
+    assert [run(put(store, name).id, deps)["status"] for name in ("quick", "plain")] == ["SUCCEEDED", "SUCCEEDED"]
+    lambda_left = FakeLambdaContext("taskcast-worker").get_remaining_time_in_millis() / 1000
+    assert remaining["quick"] == pytest.approx(1)
+    assert remaining["plain"] == pytest.approx(lambda_left, abs=1)
+
+
+@pytest.mark.parametrize("timeout_s", [0, -1, 901])
+def test_a_job_timeout_out_of_range_is_refused_at_registration(timeout_s: float) -> None:
+    with pytest.raises(ValueError, match="timeout_s must be above 0 and at most 900 seconds"):
+        default_registry.copy().job("bad", timeout_s=timeout_s)
