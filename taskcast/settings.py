@@ -42,7 +42,7 @@ class Settings:
     subscriptions_table: str = "taskcast-subscriptions"
     idempotency_table: str = "taskcast-idempotency"
     worker_function: str = "taskcast-worker"
-    large_worker_function: str = "taskcast-worker-large"  # jobs declared with memory="large"
+    large_worker_function: str = "taskcast-large-worker"  # jobs declared with memory="large"
     results_bucket: str = "taskcast-payloads"
     # Public URLs that clients are told about (links.websocket) and the @connections endpoint.
     websocket_url: str = "ws://127.0.0.1:3001"

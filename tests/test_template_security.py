@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from taskcast.local.template import TEMPLATE_PATH, load_template
 from tests.support.sam_transform import transformed_template
 
@@ -13,8 +15,11 @@ LISTED = ",".join(
 )
 
 
-def invoke_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    role = template["Resources"]["WorkerFunctionRole"]["Properties"]
+WORKER_ROLES = ["WorkerFunctionRole", "LargeWorkerFunctionRole"]
+
+
+def invoke_statements(template: dict[str, Any], role_name: str) -> list[dict[str, Any]]:
+    role = template["Resources"][role_name]["Properties"]
     found = []
     for policy in role["Policies"]:
         text = json.dumps(policy)
@@ -23,9 +28,10 @@ def invoke_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def test_the_worker_may_invoke_no_function_by_default() -> None:
+@pytest.mark.parametrize("role_name", WORKER_ROLES)
+def test_the_worker_may_invoke_no_function_by_default(role_name: str) -> None:
     template = transformed_template()
-    for policy in invoke_statements(template):
+    for policy in invoke_statements(template, role_name):
         # SAM keeps the Fn::If; with the default (empty) list its condition is false and it adds nothing.
         condition, _, otherwise = policy["Fn::If"]
         assert condition == "HasInvokableFunctions"
@@ -33,11 +39,12 @@ def test_the_worker_may_invoke_no_function_by_default() -> None:
     assert template["Conditions"]["HasInvokableFunctions"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "InvokableFunctions"}, ""]}]
     }
-    assert "function:*" not in json.dumps(template["Resources"]["WorkerFunctionRole"])
+    assert "function:*" not in json.dumps(template["Resources"][role_name])
 
 
-def test_the_worker_may_invoke_exactly_the_listed_functions() -> None:
-    (policy,) = invoke_statements(transformed_template({"InvokableFunctions": LISTED}))
+@pytest.mark.parametrize("role_name", WORKER_ROLES)
+def test_the_worker_may_invoke_exactly_the_listed_functions(role_name: str) -> None:
+    (policy,) = invoke_statements(transformed_template({"InvokableFunctions": LISTED}), role_name)
     (statement,) = policy["Fn::If"][1]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "lambda:InvokeFunction"
     assert statement["Resource"] == {"Fn::Split": [",", {"Ref": "InvokableFunctions"}]}

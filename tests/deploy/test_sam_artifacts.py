@@ -38,7 +38,7 @@ NOT_LAMBDA_CODE = {"tests", "bench", "docs", "client_demo", "taskcast_client", "
 API_KEY = "tc_artifact_test_key"
 TENANTS = {"acme": {"api_key": API_KEY, "webhook_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}}
 INVOKE_TIMEOUT_S = 60
-JOBS_LAYER_FUNCTIONS = {"RestFunction", "WorkerFunction"}
+JOBS_LAYER_FUNCTIONS = {"RestFunction", "WorkerFunction", "LargeWorkerFunction"}
 
 pytestmark = pytest.mark.timeout(600)  # the first test pays for a cold `sam build` (about 15-30 s here)
 
@@ -236,6 +236,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[dict[str, Any]], bool]]] = {
     "RestAuthorizerFunction": (_rest_authorizer, _allows),
     "RestFunction": (_rest_openapi, lambda answer: answer["result"]["statusCode"] == 200),
     "WorkerFunction": (lambda: {"task_id": "no-such-task"}, lambda answer: answer["result"]["status"] is None),
+    "LargeWorkerFunction": (lambda: {"task_id": "no-such-task"}, lambda answer: answer["result"]["status"] is None),
     "WorkerFailureFunction": (lambda: _event("sqs"), _batch_failures),
     "UploadArrivedFunction": (lambda: _event("sqs"), _batch_failures),
     "WebSocketAuthorizerFunction": (_websocket_authorizer, _allows),

@@ -79,7 +79,7 @@ def test_unknown_references_are_clear_errors(resolver: TemplateResolver) -> None
 def test_functions_get_globals_and_their_own_settings(resolver: TemplateResolver) -> None:
     functions = {function.logical_id: function for function in function_specs(resolver)}
     assert set(functions) == {
-        "RestAuthorizerFunction", "RestFunction", "WorkerFunction", "WorkerFailureFunction",
+        "RestAuthorizerFunction", "RestFunction", "WorkerFunction", "LargeWorkerFunction", "WorkerFailureFunction",
         "WebSocketAuthorizerFunction", "WebSocketFunction", "StreamConsumerFunction", "WebhookRetryFunction",
         "UploadArrivedFunction",
     }
@@ -87,6 +87,10 @@ def test_functions_get_globals_and_their_own_settings(resolver: TemplateResolver
     assert (worker.handler_path, worker.timeout_s, worker.memory_mb) == ("handlers.worker.lambda_handler", 900, 1024)
     assert worker.event_invoke_config["MaximumRetryAttempts"] == 0
     assert functions["RestFunction"].environment["WORKER_FUNCTION"] == "taskcast-worker"
+    assert functions["RestFunction"].environment["LARGE_WORKER_FUNCTION"] == "taskcast-large-worker"
+    assert functions["UploadArrivedFunction"].environment["LARGE_WORKER_FUNCTION"] == "taskcast-large-worker"
+    large = functions["LargeWorkerFunction"]
+    assert (large.handler_path, large.timeout_s, large.memory_mb) == ("handlers.worker.lambda_handler", 900, 4096)
     assert functions["RestFunction"].environment["TASKS_TABLE"] == "taskcast-tasks"
     assert functions["StreamConsumerFunction"].timeout_s == 60 and functions["WebSocketFunction"].timeout_s == 30
     environment, conflicts = merged_environment(list(functions.values()))

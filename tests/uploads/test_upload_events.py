@@ -151,3 +151,17 @@ def test_a_cancelled_waiting_task_is_not_started_by_its_upload(harness: UploadHa
     harness.deliver(s3_event(f"uploads/acme/{upload['upload_id']}", 1))
     assert harness.invocations == []
     assert harness.store.get(task_id).status is Status.CANCELLED
+
+
+def test_a_task_of_a_large_job_started_by_its_upload_goes_to_the_large_worker(harness: UploadHarness) -> None:
+    digest = harness.registry.get("digest")
+    harness.registry.job("digest-large", digest.input_model, memory="large")(digest.function)
+    body = harness.declare("text/plain", size=2, task={"type": "digest-large"}).json()
+    harness.put_object(body, b"ok")
+
+    harness.deliver(s3_event(f"uploads/acme/{body['upload_id']}", 2))
+
+    task_id = body["task"]["id"]
+    assert harness.worker_classes == {task_id: "large"}
+    assert harness.run_invoked_workers() == [task_id]
+    assert harness.store.get(task_id).status is Status.SUCCEEDED
