@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskcast import external_reports as reports
-from taskcast.external_queues import ExternalJobsQueue, HeartbeatChecks
+from taskcast.external_queues import Handoffs, HeartbeatChecks
 from taskcast.heartbeats import HeartbeatCheck
+from taskcast.jobs.registry import ExternalJob
 from taskcast.models import Task
 from taskcast.results import ResultStore, encode_result, goes_to_s3
 from taskcast.store import Heartbeats, TaskStore
@@ -35,19 +36,19 @@ class ResultNotStored(Exception):
 class ExternalWorkers:
     store: TaskStore
     heartbeats: Heartbeats
-    jobs: ExternalJobsQueue
+    jobs: Handoffs
     checks: HeartbeatChecks
     results: ResultStore | None
     inline_limit_bytes: int
     clock: Callable[[], float] = field(default=time.time)
 
-    def hand_off(self, task: Task, token: str) -> None:
-        """Start the task's heartbeat window and put it on the jobs queue; raises if any step fails (the caller
-        then marks the task FAILED, and the check, if sent, finds it over)."""
+    def hand_off(self, task: Task, token: str, external: ExternalJob) -> None:
+        """Start the task's heartbeat window and hand it to its worker as the job declares; raises if any step
+        fails (the caller then marks the task FAILED, and the check, if sent, finds it over)."""
         now = self.clock()
         self.heartbeats.beat(task.id, now, task.expires_at)
         self.checks.send(HeartbeatCheck(task.id, now + task.heartbeat_s), now)
-        self.jobs.send(task, token)
+        self.jobs.send(external, task, token)
 
     def authenticate(self, token: str) -> Task:
         """The task ``token`` was issued for, as it is now; ``TokenRefused`` otherwise."""

@@ -84,6 +84,7 @@ class Settings:
     upload_events_queue_url: str = ""
     # External jobs: where their workers receive tasks, and where heartbeat checks wait (docs/jobs.md).
     external_jobs_queue_url: str = ""
+    external_jobs_event_bus: str = "default"  # external jobs declared handoff="eventbridge" go to this bus
     worker_failure_queue_url: str = ""
     upload_url_ttl_s: int = 600  # how long a presigned upload URL stays valid
     upload_grace_s: int = 300  # after the URL expires, how long before a task still waiting for it fails
@@ -164,6 +165,7 @@ class Settings:
             ),
             upload_events_queue_url=env.get("UPLOAD_EVENTS_QUEUE_URL", ""),
             external_jobs_queue_url=env.get("EXTERNAL_JOBS_QUEUE_URL", ""),
+            external_jobs_event_bus=env.get("EXTERNAL_JOBS_EVENT_BUS", defaults.external_jobs_event_bus),
             worker_failure_queue_url=env.get("WORKER_FAILURE_QUEUE_URL", ""),
             upload_url_ttl_s=int(env.get("TASKCAST_UPLOAD_URL_TTL", defaults.upload_url_ttl_s)),
             upload_grace_s=int(env.get("TASKCAST_UPLOAD_GRACE", defaults.upload_grace_s)),

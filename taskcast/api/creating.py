@@ -12,6 +12,7 @@ from taskcast.api.idempotency import key_refusal
 from taskcast.api.models import CreateTaskRequest
 from taskcast.api.problems import ProblemError, task_not_found
 from taskcast.jobs import InvalidJobInput, UnknownJob
+from taskcast.jobs.registry import ExternalJob
 from taskcast.models import Status, Task, problem, transition
 from taskcast.task_tokens import issue
 from taskcast.upload_queue import object_exists
@@ -90,7 +91,7 @@ def dispatch_failed(task: Task) -> Task | None:
 def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> Task:
     spec = deps.registry.get(request.type)
     if spec.external is not None:
-        return store_and_hand_off(tenant, request, spec.external.heartbeat_s, deps)
+        return store_and_hand_off(tenant, request, spec.external, deps)
     task = deps.store.create(
         Task(
             id=new_task_id(),
@@ -112,9 +113,9 @@ def store_and_start(tenant: str, request: CreateTaskRequest, deps: ApiDeps) -> T
     return task
 
 
-def store_and_hand_off(tenant: str, request: CreateTaskRequest, heartbeat_s: int, deps: ApiDeps) -> Task:
-    """An external job's task: stored with its token's hash, then put on the external jobs queue, where it stays
-    PENDING until a worker reports."""
+def store_and_hand_off(tenant: str, request: CreateTaskRequest, external: ExternalJob, deps: ApiDeps) -> Task:
+    """An external job's task: stored with its token's hash, then handed to its worker (the external jobs queue,
+    an event or an invoke, as the job declares); it stays PENDING until the worker reports."""
     task_id = new_task_id()
     issued = issue(task_id)
     task = deps.store.create(
@@ -125,16 +126,17 @@ def store_and_hand_off(tenant: str, request: CreateTaskRequest, heartbeat_s: int
             input=request.input,
             callback_url=request.callback_url,
             token_sha256=issued.secret_sha256,
-            heartbeat_s=heartbeat_s,
+            heartbeat_s=external.heartbeat_s,
         )
     )
     try:
-        deps.external.hand_off(task, issued.token)
+        deps.external.hand_off(task, issued.token, external)
     except Exception as error:
-        logger.error("could not hand task %s to the external jobs queue: %s", task.id, type(error).__name__)
+        logger.error("could not hand task %s to its external worker (%s): %s", task.id, external.handoff,
+                     type(error).__name__)
         raise abandon(
-            deps, task, "external-queue-unavailable", "External jobs queue unavailable",
-            "The task could not be put on the external jobs queue",
+            deps, task, "external-handoff-failed", "External worker unreachable",
+            "The task could not be handed to its external worker",
         ) from None
     return task
 

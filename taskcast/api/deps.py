@@ -10,7 +10,13 @@ from typing import Any
 
 from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
-from taskcast.external_queues import ExternalJobsQueue, HeartbeatChecks
+from taskcast.external_queues import (
+    ExternalJobEvents,
+    ExternalJobInvoker,
+    ExternalJobsQueue,
+    Handoffs,
+    HeartbeatChecks,
+)
 from taskcast.external_workers import ExternalWorkers
 from taskcast.jobs import EntryPointSource, JobRegistry, default_registry, installed_entry_points, with_user_jobs
 from taskcast.long_polls import LongPollLeases
@@ -98,7 +104,11 @@ class ApiDeps:
             external=ExternalWorkers(
                 store=store,
                 heartbeats=Heartbeats(settings.tasks_table, dynamodb),
-                jobs=ExternalJobsQueue(settings.external_jobs_queue_url, sqs),
+                jobs=Handoffs(
+                    queue=ExternalJobsQueue(settings.external_jobs_queue_url, sqs),
+                    events=ExternalJobEvents(settings.external_jobs_event_bus),
+                    invoker=ExternalJobInvoker(settings.invokable_functions, settings.stack_functions),
+                ),
                 checks=HeartbeatChecks(settings.worker_failure_queue_url, sqs),
                 results=ResultStore(settings.results_bucket, s3) if settings.results_bucket else None,
                 inline_limit_bytes=settings.result_inline_limit_bytes,

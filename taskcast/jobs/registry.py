@@ -81,6 +81,10 @@ class UnknownWorkerClass(ValueError):
         super().__init__(f"job {job!r}: memory must be one of {', '.join(WORKER_CLASSES)}, not {memory!r}")
 
 
+Handoff = Literal["sqs", "eventbridge", "lambda"]
+HANDOFFS: tuple[Handoff, ...] = ("sqs", "eventbridge", "lambda")
+
+
 # An external worker's heartbeat interval: at least a second, at most half a day (the check hops SQS's
 # 15-minute delay limit as often as it needs to, see ``taskcast.heartbeats``).
 MIN_HEARTBEAT_S = 1
@@ -98,10 +102,18 @@ class ExternalJob:
     """
 
     heartbeat_s: int = 60
+    # How the worker is handed its task: a message on the external jobs queue ("sqs"), an event on the
+    # deployment's event bus ("eventbridge"), or an asynchronous invoke of ``function`` ("lambda").
+    handoff: Handoff = "sqs"
+    function: str | None = None
 
     def __post_init__(self) -> None:
         if not MIN_HEARTBEAT_S <= self.heartbeat_s <= MAX_HEARTBEAT_S:
             raise ValueError(f"heartbeat_s must be from {MIN_HEARTBEAT_S} to {MAX_HEARTBEAT_S} seconds")
+        if self.handoff not in HANDOFFS:
+            raise ValueError(f"handoff must be one of {', '.join(HANDOFFS)}, not {self.handoff!r}")
+        if (self.handoff == "lambda") != bool(self.function):
+            raise ValueError('a function is named with handoff="lambda", and only then')
 
 
 class RunsElsewhere(JobFailed):
@@ -187,14 +199,17 @@ class JobRegistry:
         heartbeat_s: int = 60,
         description: str | None = None,
         check: JobCheck | None = None,
+        handoff: Handoff = "sqs",
+        function: str | None = None,
     ) -> JobSpec:
         """Register a job that a worker of the user's runs elsewhere: creating its task sends the worker the
-        input and a task token (on the external jobs queue); the Lambda worker never runs it.
+        input and a task token (on the external jobs queue, as an EventBridge event, or by an asynchronous
+        invoke of ``function``: ``handoff``); the Lambda worker never runs it.
 
         Registering the same declaration again is a no-op (a repeated import); another one under a taken name
         raises ``JobNameTaken``.
         """
-        external = ExternalJob(heartbeat_s=heartbeat_s)
+        external = ExternalJob(heartbeat_s=heartbeat_s, handoff=handoff, function=function)
 
         def runs_elsewhere(job_input: Any, ctx: Any) -> Any:  # noqa: ARG001 - the signature of every job
             raise RunsElsewhere(f"job {name!r} is run by an external worker, not by taskcast's worker",

@@ -308,3 +308,63 @@ def test_an_input_too_large_for_the_job_message_is_refused_before_anything_is_st
     assert answer.status == 413 and answer.json()["type"].endswith("/payload-too-large"), answer.text
     assert "POST /uploads" in answer.json()["detail"]
     assert receive(queues["jobs"]) == []
+
+
+# ---------------------------------------------------------------------- the other hand-offs
+def test_an_eventbridge_hand_off_reaches_the_users_rule_with_the_job_message(api: RestHarness) -> None:
+    # The user's side: a rule on the bus for taskcast's external jobs, routed to a queue of theirs.
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    theirs = sqs.create_queue(QueueName="their-transcoders")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=theirs, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="transcode-jobs", EventPattern=json.dumps(
+        {"source": ["taskcast"], "detail-type": ["taskcast.external-job"], "detail": {"type": ["transcode-eb"]}}))
+    events.put_targets(Rule="transcode-jobs", Targets=[{"Id": "queue", "Arn": arn}])
+    api.registry.external_job("transcode-eb", heartbeat_s=60, handoff="eventbridge")
+
+    created = api.create("transcode-eb", {"video": "cat.mp4"})
+
+    assert created.status == 202, created.text
+    (message,) = receive(theirs)
+    event = json.loads(message["Body"])
+    assert (event["source"], event["detail-type"]) == ("taskcast", "taskcast.external-job")
+    job = event["detail"]
+    assert (job["task_id"], job["type"], job["input"]) == (created.json()["id"], "transcode-eb", {"video": "cat.mp4"})
+    assert report(api, job["token"], "heartbeat").json()["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("allowed", [True, False], ids=["listed", "not-listed"])
+def test_a_lambda_hand_off_invokes_only_a_listed_function_with_the_job_message(
+    dynamodb: None, queues: dict[str, str], monkeypatch: pytest.MonkeyPatch, allowed: bool  # noqa: ARG001
+) -> None:
+    from tests.functional.lambda_api_stub import LambdaApiStub
+
+    monkeypatch.setenv("TASKCAST_INVOKABLE_FUNCTIONS", "transcoder" if allowed else "resizer")
+    with RestHarness(Settings.from_env()) as api, LambdaApiStub(lambda invocation: (202, {}, b"")) as lambda_api:
+        api.registry.external_job("transcode-fn", heartbeat_s=60, handoff="lambda", function="transcoder")
+        api.deps.external.jobs.invoker.client = lambda_api.client()  # the seam: Lambda's API, here a stub
+
+        created = api.create("transcode-fn", {"video": "cat.mp4"})
+
+        if not allowed:
+            assert created.status == 503
+            assert created.json()["type"].endswith("/external-handoff-failed")
+            assert lambda_api.invocations == []
+            return
+        assert created.status == 202, created.text
+        (invocation,) = lambda_api.invocations
+        assert (invocation.function, invocation.invocation_type) == ("transcoder", "Event")
+        assert invocation.payload["task_id"] == created.json()["id"]
+        assert report(api, invocation.payload["token"], "heartbeat").json()["status"] == "RUNNING"
+        assert receive(queues["jobs"]) == []
+
+
+def test_a_lambda_hand_off_names_its_function_and_only_it_does() -> None:
+    from taskcast.jobs import JobRegistry
+
+    registry = JobRegistry()
+    with pytest.raises(ValueError, match="handoff"):
+        registry.external_job("no-function", handoff="lambda")
+    with pytest.raises(ValueError, match="handoff"):
+        registry.external_job("stray-function", function="transcoder")
+    with pytest.raises(ValueError, match="handoff must be one of"):
+        registry.external_job("carrier-pigeon", handoff="pigeon")  # type: ignore[arg-type]
