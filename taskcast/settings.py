@@ -91,6 +91,8 @@ class Settings:
     max_upload_bytes: int = 5 * GIB  # S3's limit for one PUT
     result_url_ttl_s: int = 300  # how long a presigned result URL stays valid
     result_inline_limit_bytes: int = 256 * KIB  # larger results go to S3
+    result_upload_url_ttl_s: int = 900  # how long an external worker's presigned result PUT stays valid
+    max_result_upload_bytes: int = 100 * 1024 * KIB  # the largest result an external worker may upload
     # The built-in invoke job: the functions it may run (names or ARNs), and the stack's own, which it never may.
     invokable_functions: tuple[str, ...] = ()
     stack_functions: tuple[str, ...] = ()
@@ -173,6 +175,10 @@ class Settings:
             result_url_ttl_s=int(env.get("TASKCAST_RESULT_URL_TTL", defaults.result_url_ttl_s)),
             result_inline_limit_bytes=int(
                 env.get("TASKCAST_RESULT_INLINE_LIMIT", defaults.result_inline_limit_bytes)
+            ),
+            result_upload_url_ttl_s=int(env.get("TASKCAST_RESULT_UPLOAD_URL_TTL", defaults.result_upload_url_ttl_s)),
+            max_result_upload_bytes=int(
+                env.get("TASKCAST_MAX_RESULT_UPLOAD_BYTES", defaults.max_result_upload_bytes)
             ),
             invokable_functions=_names(env.get("TASKCAST_INVOKABLE_FUNCTIONS", "")),
             cors_allowed_origins=_names(env.get("TASKCAST_CORS_ALLOWED_ORIGINS", "")),

@@ -1,17 +1,20 @@
 """``WorkerClient``: what an external worker needs to report on its task with the task token alone.
 
-The calls are plain HTTP (``POST /task-tokens/{token}/{heartbeat|progress|succeed|fail}``, see
+The calls are plain HTTP (``POST /task-tokens/{token}/{heartbeat|progress|succeed|fail|result-upload}``, see
 ``docs/jobs.md``); this is the Python face of them. Never log the token: it is the task's credential.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from taskcast_client.client import REQUEST_TIMEOUT_S, TaskcastError, TaskcastUnreachable, problem_from_response
+
+_NO_RESULT: Any = object()
 
 
 class TaskEnded(TaskcastError):
@@ -68,8 +71,36 @@ class WorkerClient:
             body["message"] = message
         return self._post("progress", body)
 
-    def succeed(self, result: Any = None) -> Report:
-        return self._post("succeed", {"result": result})
+    def succeed(self, result: Any = _NO_RESULT, *, result_key: str | None = None) -> Report:
+        """End the task SUCCEEDED with ``result`` (JSON, sent inline), or with ``result_key`` from
+        ``upload_result`` for a result too large to send; ``succeed()`` alone is a ``null`` result."""
+        if result_key is not None:
+            if result is not _NO_RESULT:
+                raise ValueError("pass exactly one of result and result_key")
+            return self._post("succeed", {"result_key": result_key})
+        return self._post("succeed", {"result": None if result is _NO_RESULT else result})
+
+    def upload_result(self, data: bytes | Any) -> str:
+        """Upload a result to S3 (``bytes``: an already encoded JSON document; anything else is encoded as JSON)
+        and return its key, for ``succeed(result_key=...)``. Counts as a heartbeat."""
+        body = data if isinstance(data, bytes) else json.dumps(data).encode()
+        upload = self._call("result-upload", {}, expected=201)
+        try:
+            response = self.session.put(
+                upload["upload_url"], data=body, headers=upload["headers"], timeout=self.request_timeout
+            )
+        except requests.RequestException as error:
+            raise TaskcastUnreachable(
+                {"title": "S3 unreachable", "detail": f"PUT of the result failed: {type(error).__name__}"}
+            ) from None
+        if response.status_code // 100 != 2:
+            # S3 answers XML; its code (SignatureDoesNotMatch, AccessDenied: an expired URL) is enough to act on.
+            raise TaskcastError(
+                {"title": "Result upload refused", "detail": f"S3 answered {response.status_code}: "
+                 f"{response.text[:300]}"},
+                response.status_code,
+            )
+        return str(upload["result_key"])
 
     def fail(self, detail: str, type: str = "job-failed", title: str | None = None, **extra: Any) -> Report:  # noqa: A002
         """End the task FAILED with a problem; a bare ``type`` becomes ``https://taskcast.dev/problems/<type>``."""
@@ -79,6 +110,10 @@ class WorkerClient:
         return self._post("fail", {"problem": problem})
 
     def _post(self, kind: str, body: dict[str, Any]) -> Report:
+        answer = self._call(kind, body)
+        return Report(str(answer["status"]), int(answer["version"]), bool(answer.get("cancel_requested")))
+
+    def _call(self, kind: str, body: dict[str, Any], expected: int = 200) -> dict[str, Any]:
         url = f"{self.base_url}/task-tokens/{self._token}/{kind}"
         try:
             response = self.session.post(url, json=body, timeout=self.request_timeout)
@@ -89,7 +124,7 @@ class WorkerClient:
             ) from None
         if response.status_code == 410:
             raise TaskEnded(problem_from_response(response), 410)
-        if response.status_code != 200:
+        if response.status_code != expected:
             raise TaskcastError(problem_from_response(response), response.status_code)
-        answer = response.json()
-        return Report(str(answer["status"]), int(answer["version"]), bool(answer.get("cancel_requested")))
+        answer: dict[str, Any] = response.json()
+        return answer

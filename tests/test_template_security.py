@@ -90,3 +90,29 @@ def test_only_the_openapi_document_preflights_and_task_token_reports_skip_the_au
         # (taskcast.api.routes_task_tokens), one token per task, refused once the task has ended.
         ("POST", "/task-tokens/{token}/{report}"),
     }
+
+
+def s3_grants(function: dict[str, Any], action: str) -> set[str]:
+    """The object keys (``${PayloadsBucket}/...`` stripped) a function's inline statements grant ``action`` on."""
+    keys = set()
+    for policy in function["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if action in actions:
+                keys |= {resource["Fn::Sub"].split("${PayloadsBucket}/", 1)[1] for resource in resources
+                         if "Fn::Sub" in resource and "${PayloadsBucket}/" in resource["Fn::Sub"]}
+    return keys
+
+
+def test_the_rest_function_may_put_uploads_and_external_workers_results_but_not_the_lambda_workers() -> None:
+    import fnmatch
+
+    resources = load_template(TEMPLATE_PATH)["Resources"]
+    # Presigned PUTs carry the REST role's rights: inputs (POST /uploads) and external workers' uploaded results
+    # (POST /task-tokens/{token}/result-upload, results/{tenant}/{task_id}/{random}.json).
+    assert s3_grants(resources["RestFunction"], "s3:PutObject") == {"uploads/*", "results/*/*/*.json"}
+    # IAM's * spans "/" as fnmatch's does: the Lambda worker's results/{tenant}/{task_id}.json stays out of reach.
+    assert not fnmatch.fnmatchcase("results/acme/0b0e9f5e.json", "results/*/*/*.json")
+    assert fnmatch.fnmatchcase("results/acme/0b0e9f5e/AAAA.json", "results/*/*/*.json")
+    assert s3_grants(resources["WorkerFunction"], "s3:PutObject") == {"results/*"}

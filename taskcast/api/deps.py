@@ -112,6 +112,8 @@ class ApiDeps:
                 checks=HeartbeatChecks(settings.worker_failure_queue_url, sqs),
                 results=ResultStore(settings.results_bucket, s3) if settings.results_bucket else None,
                 inline_limit_bytes=settings.result_inline_limit_bytes,
+                result_upload_ttl_s=settings.result_upload_url_ttl_s,
+                max_result_upload_bytes=settings.max_result_upload_bytes,
             ),
             registry=registry or with_user_jobs(settings.job_modules, job_entry_points),
             resolve_host=resolve_host or system_lookup,

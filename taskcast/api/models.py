@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from taskcast.webhooks.format import Outcome
 
@@ -133,8 +133,39 @@ class HeartbeatReport(BaseModel):
 
 
 class SucceedReport(BaseModel):
+    """Exactly one of ``result`` (inline) and ``result_key`` (an uploaded result)."""
+
     model_config = ConfigDict(extra="forbid")
     result: Any = Field(default=None, description="Any JSON: the task's result, as GET /tasks/{id}/result answers")
+    result_key: str | None = Field(
+        default=None, max_length=1024,
+        description="The result_key of POST /task-tokens/{token}/result-upload, once the result is PUT there",
+    )
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> SucceedReport:
+        if len({"result", "result_key"} & self.model_fields_set) != 1:
+            raise ValueError("send exactly one of result and result_key")
+        if "result_key" in self.model_fields_set and self.result_key is None:
+            raise ValueError("result_key must be a string")
+        return self
+
+
+class ResultUploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content_type: str | None = Field(
+        default=None, max_length=200, pattern=CONTENT_TYPE_PATTERN,
+        description="application/json (the default, and the only type taken): a result is a JSON document",
+    )
+
+
+class ResultUploadAnswer(BaseModel):
+    upload_url: str = Field(description="A presigned S3 URL: PUT the result there, with exactly these headers")
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    result_key: str = Field(description="Name it at POST /task-tokens/{token}/succeed once uploaded")
+    expires_at: str = Field(description="When the URL stops being accepted (ISO 8601)")
+    max_size: int = Field(description="The largest result accepted, in bytes (checked at succeed)")
 
 
 class WorkerProblem(BaseModel):

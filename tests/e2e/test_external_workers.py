@@ -15,6 +15,7 @@ import requests
 from websockets.sync.client import connect
 
 from taskcast.local.testing import RunningStack, running_stack
+from taskcast_client import WorkerClient
 from tests.conftest import TENANTS
 from tests.e2e.conftest import Api, receive_json, statuses_until_terminal
 from tests.e2e.support.templates import SUPPORT_DIR
@@ -97,3 +98,22 @@ def test_a_task_whose_worker_never_reports_fails_on_time(external_stack: Running
     assert ended["error"]["type"] == "https://taskcast.dev/problems/heartbeat-timeout"
     # Its deadline is 2 s after the hand-off; the delayed check and the queue's polling add a few seconds.
     assert 2 <= elapsed <= 20, elapsed
+
+
+def test_an_external_worker_uploads_a_large_result_through_the_local_s3_front(external_stack: RunningStack) -> None:
+    api = Api(external_stack, TENANTS["acme"]["api_key"])
+    task = api.create("e2e-transcode", {"video": "cat.mp4"})
+    job = take_job(external_stack, task["id"])
+    worker = WorkerClient(job["token"], external_stack.http_url)
+    result = {"frames": ["x" * 100] * 5000}  # 500 KB: over the inline limit of a request body
+    # The presigned PUT goes to the local S3 front, which checks its signature and expiry as S3 does.
+    key = worker.upload_result(result)
+    assert key.startswith(f"results/acme/{task['id']}/")
+    assert worker.succeed(result_key=key).status == "SUCCEEDED"
+    assert api.get(f"/tasks/{task['id']}").status_code == 303
+    answer = api.get(f"/tasks/{task['id']}/result")
+    assert answer.status_code == 303
+    fetched = requests.get(answer.headers["Location"], timeout=30)  # no Authorization: the URL is presigned
+    assert fetched.status_code == 200 and fetched.json() == result
+    late = requests.post(f"{external_stack.http_url}/task-tokens/{job['token']}/result-upload", timeout=30)
+    assert late.status_code == 410  # the token died with its task

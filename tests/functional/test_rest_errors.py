@@ -136,6 +136,7 @@ def test_openapi_needs_no_tenant_and_describes_the_routes(api: RestHarness) -> N
         "/task-tokens/{token}/heartbeat",
         "/task-tokens/{token}/succeed",
         "/task-tokens/{token}/fail",
+        "/task-tokens/{token}/result-upload",
     }
     assert "201" in document["paths"]["/uploads"]["post"]["responses"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
