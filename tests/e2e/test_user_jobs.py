@@ -3,14 +3,16 @@ functions' path with ``TASKCAST_LOCAL_FUNCTION_PYTHONPATH``, as docs/jobs.md tel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
 from taskcast.local.testing import RunningStack, running_stack
 from tests.conftest import TENANTS
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, statuses_until_terminal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "report_jobs"
 
@@ -31,6 +33,13 @@ def test_a_user_job_runs_on_the_local_stack_over_http(user_jobs_stack: RunningSt
     assert "input.sections" in refused.json()["detail"]
 
     task = api.create("render-report", {"title": "Q3", "sections": [[1, 2], [3]]})
+    # Its progress is pushed as any task's: every version over the WebSocket (history first, then live).
+    with connect(user_jobs_stack.websocket_url(TENANTS["acme"]["api_key"]), open_timeout=15) as connection:
+        connection.send(json.dumps({"action": "subscribe", "task_id": task["id"], "since_version": 0}))
+        pushed = statuses_until_terminal(connection, task["id"])
+    assert [(message["status"], message["progress"]) for message in pushed] == [
+        ("PENDING", 0), ("RUNNING", 0), ("RUNNING", 50), ("SUCCEEDED", 100),
+    ]
     assert api.wait_terminal(task["id"])["status"] == "SUCCEEDED"
     assert api.get(f"/tasks/{task['id']}/result").json() == {"title": "Q3", "totals": [3, 3], "total": 6}
     progress = [entry["progress"] for entry in api.get(f"/tasks/{task['id']}/events").json()]
