@@ -100,4 +100,4 @@ def test_the_template_hands_the_job_modules_to_the_rest_and_worker_functions_onl
     given = {logical_id for logical_id, resource in functions.items()
              if resource["Properties"].get("Environment", {}).get("Variables", {}).get("TASKCAST_JOB_MODULES")
              == {"Ref": "JobModules"}}
-    assert given == {"RestFunction", "WorkerFunction"}
+    assert given == {"RestFunction", "WorkerFunction", "LargeWorkerFunction"}
