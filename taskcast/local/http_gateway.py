@@ -15,9 +15,9 @@ authorizer answered), the function's answer becomes the HTTP response. API Gatew
 Besides the API: ``GET /`` serves the dashboard (``client_demo/index.html``), ``GET /dashboard/<file>``
 the files of the ``client_demo`` folder (``.html .js .css .png .svg .ts``) and ``GET /dashboard/config.js``
 is generated. ``GET /taskcast.js`` and ``GET /taskcast.d.ts`` serve the browser client module and its types
-(no auth, as the dashboard's files), at a short URL a page of any origin can import. Debug routes under ``/_local/`` (never on AWS): ``GET|DELETE /_local/requests`` (the
-request log: method, path, status, resource — without headers or bodies), ``GET /_local/stack``,
-``POST /_local/websocket/stop|start``.
+(no auth, as the dashboard's files), at a short URL a page of any origin can import.
+Debug routes under ``/_local/`` (never on AWS): ``GET|DELETE /_local/requests`` (the request log: method,
+path, status, resource — without headers or bodies), ``GET /_local/stack``, ``POST /_local/websocket/stop|start``.
 """
 
 from __future__ import annotations
