@@ -372,7 +372,7 @@ function setDefaultInput() {
 
 function init() {
   $("#api-key").value = apiKey;
-  $("#ws-url").textContent = WS_URL || "(none: polling only)";
+  $("#ws-url").textContent = WS_URL || "(the one the first task names)";
   $("#api-url").textContent = API_BASE;
   setDefaultInput();
   $("#job-type").addEventListener("change", setDefaultInput);

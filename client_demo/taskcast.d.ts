@@ -62,8 +62,8 @@ export interface TicketAuth {
 export interface TaskcastOptions {
   /** Base URL of the REST API (default: the page's origin). */
   restUrl?: string;
-  /** wss:// URL of the WebSocket API; without it, followed tasks are long-polled. */
-  websocketUrl?: string;
+  /** wss:// URL of the WebSocket API (default: the first task monitor's links.websocket); false: long-poll only. */
+  websocketUrl?: string | false;
   auth: ApiKeyAuth | TicketAuth;
   /** With an API key: connect with a ticket from POST /ws-tickets (default true) or with ?token=<key>. */
   useTickets?: boolean;

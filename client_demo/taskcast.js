@@ -226,6 +226,7 @@ export class Taskcast {
     const origin = typeof location !== "undefined" ? location.origin : "";
     this.restUrl = (options.restUrl || origin).replace(/\/+$/, "");
     this.websocketUrl = options.websocketUrl || "";
+    this.learnsWebsocketUrl = options.websocketUrl !== false; // false: REST only, never a socket
     this.auth = options.auth || {};
     this.useTickets = options.useTickets ?? true;
     this.options = { ...DEFAULTS };
@@ -300,12 +301,22 @@ export class Taskcast {
   }
 
   /** POST /tasks: the task monitor (202). */
-  submit(type, input, { idempotencyKey, callbackUrl } = {}) {
+  async submit(type, input, { idempotencyKey, callbackUrl } = {}) {
     const body = { type, input };
     if (callbackUrl) body.callback_url = callbackUrl;
     const headers = {};
     if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
-    return this.request("POST", "/tasks", { body, headers });
+    return this.#learn(await this.request("POST", "/tasks", { body, headers }));
+  }
+
+  /** Without a websocketUrl option, the socket's URL is the one a task monitor names (links.websocket). */
+  #learn(monitor) {
+    const url = monitor?.links?.websocket;
+    if (!this.websocketUrl && this.learnsWebsocketUrl && typeof url === "string" && /^wss?:\/\//.test(url)) {
+      this.websocketUrl = url;
+      this.#ensureSocket();
+    }
+    return monitor;
   }
 
   /** GET /tasks/{id}: the task monitor, also once it succeeded (the 303 to its result is not followed). */
@@ -324,12 +335,12 @@ export class Taskcast {
     }
     const body = await readBody(response);
     if (!response.ok) throw this.#httpError(response.status, body, `GET ${path}`);
-    return body;
+    return this.#learn(body);
   }
 
   /** DELETE /tasks/{id}: the monitor of the cancelled task. */
-  cancel(taskId) {
-    return this.request("DELETE", `/tasks/${encodeURIComponent(taskId)}`);
+  async cancel(taskId) {
+    return this.#learn(await this.request("DELETE", `/tasks/${encodeURIComponent(taskId)}`));
   }
 
   /** GET /tasks/{id}/events: the history, oldest first. */
@@ -443,6 +454,7 @@ export class Taskcast {
 
   // ------------------------------------------------------------------ WebSocket
 
+  /** Open the socket if it is wanted, possible and not already opening or waiting for its next attempt. */
   #ensureSocket() {
     if (!this.#wanted() || !this.websocketUrl || this.#ws || this.#connecting || this.#authFailed) return;
     if (this.#reconnectTimer !== null) return; // a reconnect is already scheduled

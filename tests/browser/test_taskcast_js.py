@@ -5,9 +5,11 @@ long-poll fallback and the way back to push, and a refused ticket reported as an
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 pytest.importorskip("playwright.sync_api")
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "browser-client.md"
 WAIT_MS = 30_000  # bound of every wait; each ends as soon as what it waits for holds
 
 # The page under test: the module as served by the stack; every WebSocket the page opens is counted.
@@ -221,4 +224,31 @@ def test_without_the_socket_it_long_polls_then_returns_to_push(
     assert_every_version_once_in_order(seen)
     vias = [via for _, _, via in seen]
     assert "polling" in vias and vias[-1] == "websocket", seen  # push took over again
+    assert page.errors == []
+
+
+def documented_example() -> str:
+    """The first html block of the doc's Example section, as it is written there."""
+    section = DOC.read_text().split("\n## Example\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```html\n(.*?)```", section, re.DOTALL)
+    assert match, "docs/browser-client.md has no html example"
+    return match.group(1)
+
+
+def test_the_documented_example_works_as_written(stack: Any, page: Any) -> None:
+    example = documented_example()
+    assert len(example.splitlines()) <= 35 and "YOUR_DEV_KEY" in example
+    # Only what a reader fills in: the stack's URL (here on a free port) and the dev key it printed.
+    html = example.replace("http://127.0.0.1:3000", stack.http_url).replace("YOUR_DEV_KEY", stack.api_key)
+    page.goto(f"{stack.http_url}/dashboard/style.css")
+    opened: list[str] = []
+    page.on("websocket", lambda socket: opened.append(socket.url))
+    page.set_content(html)
+
+    status = page.locator("#status")
+    page.wait_for_function("document.querySelector('#status').textContent === 'SUCCEEDED'", timeout=WAIT_MS)
+    assert status.text_content() == "SUCCEEDED"
+    assert page.locator("#bar").evaluate("bar => bar.value") == 100
+    page.wait_for_function("document.querySelector('#result').textContent.includes('slept_s')", timeout=WAIT_MS)
+    assert len(opened) == 1 and opened[0].startswith(f"{stack.ws_url}/?ticket=wst_"), opened  # pushed, by ticket
     assert page.errors == []
