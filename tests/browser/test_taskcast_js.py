@@ -27,8 +27,10 @@ HARNESS = """<!doctype html><meta charset="utf-8"><title>taskcast.js</title>
   import { Taskcast } from "/taskcast.js";
   const Native = window.WebSocket;
   window.sockets = [];
+  window.pings = 0;
   window.WebSocket = class extends Native {
     constructor(...args) { super(...args); window.sockets.push(args[0]); }
+    send(data) { if (JSON.parse(data).action === "ping") window.pings += 1; super.send(data); }
   };
   window.Taskcast = Taskcast;
   window.harnessReady = true;
@@ -67,6 +69,15 @@ def short_stack() -> Iterator[Any]:
     from taskcast.local.testing import running_stack
 
     with running_stack(ws_max_duration_s=4) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def idle_stack() -> Iterator[Any]:
+    """Connections idle for 2 s are closed (API Gateway: 10 minutes)."""
+    from taskcast.local.testing import running_stack
+
+    with running_stack(ws_idle_timeout_s=2) as running:
         yield running
 
 
@@ -252,3 +263,20 @@ def test_the_documented_example_works_as_written(stack: Any, page: Any) -> None:
     page.wait_for_function("document.querySelector('#result').textContent.includes('slept_s')", timeout=WAIT_MS)
     assert len(opened) == 1 and opened[0].startswith(f"{stack.ws_url}/?ticket=wst_"), opened  # pushed, by ticket
     assert page.errors == []
+
+
+def test_pings_keep_a_quiet_socket_open_past_the_idle_timeout(idle_stack: Any, page: Any) -> None:
+    open_harness(page, idle_stack, pingIntervalMs=500)
+    page.evaluate("() => tc.connect()")
+    page.wait_for_function("window.tc.state === 'open'", timeout=WAIT_MS)
+    page.wait_for_function("window.pings >= 8", timeout=WAIT_MS)  # 4 s: twice the idle timeout
+
+    assert page.evaluate("window.sockets.length") == 1 and page.evaluate("window.tc.state") == "open"
+    assert page.errors == []
+
+
+def test_without_pings_the_idle_timeout_closes_the_socket_and_it_is_reopened(idle_stack: Any, page: Any) -> None:
+    open_harness(page, idle_stack)  # the default interval, 5 minutes, is far beyond this stack's 2 s
+    page.evaluate("() => tc.connect()")
+    page.wait_for_function("window.sockets.length >= 2 && window.tc.state === 'open'", timeout=WAIT_MS)
+    assert page.evaluate("window.pings") == 0 and page.evaluate("window.errors") == []
