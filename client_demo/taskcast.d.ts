@@ -45,6 +45,8 @@ export interface TaskUpdate {
   via: Via;
   error?: Problem;
   result_url?: string;
+  /** A note of the task's, when the monitor carries one (e.g. "waiting for upload"). */
+  message?: string;
 }
 
 /** Authenticate with the tenant's API key: fine for a trusted page (a local dashboard), never for the public. */

@@ -85,11 +85,21 @@ function toUpdate(taskId, source, via) {
     at: source.at ?? source.updated_at ?? null,
     via,
   };
-  if (source.type && source.type !== "task.status") update.type = source.type;
   if (source.error) update.error = source.error;
   if (source.result_url) update.result_url = source.result_url;
   if (source.message !== undefined) update.message = source.message;
   return update;
+}
+
+/** Call a listener of the page; its bug is reported (uncaught, in the console), never allowed to break the client. */
+function safely(listener, ...args) {
+  try {
+    listener(...args);
+  } catch (error) {
+    setTimeout(() => {
+      throw error;
+    });
+  }
 }
 
 /** A small event emitter: on(name, listener) returns the function that removes the listener. */
@@ -107,15 +117,7 @@ class Emitter {
   }
 
   emit(name, ...args) {
-    for (const listener of [...(this.#listeners.get(name) || [])]) {
-      try {
-        listener(...args);
-      } catch (error) {
-        setTimeout(() => {
-          throw error; // a listener's bug is reported, never allowed to break the client
-        });
-      }
-    }
+    for (const listener of [...(this.#listeners.get(name) || [])]) safely(listener, ...args);
   }
 }
 
@@ -155,7 +157,11 @@ class Follow {
       history = await this.client.events(this.taskId);
     } catch (error) {
       if (error instanceof TaskcastError && (error.code === "auth" || error.code === "not_found")) throw error;
-      return; // the history is out of reach now: the newer update is still better than nothing
+      // The history is out of reach: the newer update is still better than nothing, and the gap is told.
+      const missed = `${this.version + 1}…${upTo - 1}`;
+      this.fail(new TaskcastError(`versions ${missed} of ${this.taskId} could not be read: ${error.message}`,
+        { code: "network", cause: error }));
+      return;
     }
     for (const entry of history) {
       const version = Number(entry.version);
@@ -166,13 +172,13 @@ class Follow {
   #deliver(update) {
     this.version = update.version;
     this.lastStatus = update.status;
-    for (const listener of [...this.listeners]) listener.update(update);
+    for (const listener of [...this.listeners]) safely(listener.update, update);
     if (isTerminal(update.status)) this.end(update);
   }
 
   fail(error) {
     if (this.ended) return;
-    for (const listener of [...this.listeners]) listener.error(error);
+    for (const listener of [...this.listeners]) safely(listener.error, error);
     // An unknown task, or a key the REST API refuses, cannot get better by retrying. (A refused WebSocket
     // handshake has no status: REST may still serve the task.)
     if (error instanceof TaskcastError && (error.code === "not_found" || (error.code === "auth" && error.status))) {
