@@ -69,7 +69,7 @@ export interface TaskcastOptions {
   auth: ApiKeyAuth | TicketAuth;
   /** With an API key: connect with a ticket from POST /ws-tickets (default true) or with ?token=<key>. */
   useTickets?: boolean;
-  /** App-level ping interval, under the gateway's 10-minute idle limit (default 5 min). */
+  /** App-level ping interval, under the gateway's 10-minute idle limit (default 4 min). */
   pingIntervalMs?: number;
   /** Long-poll hold, GET /tasks/{id}?wait=N (default 20; the server caps it at 25). */
   pollWaitSeconds?: number;

@@ -14,7 +14,7 @@
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
 const DEFAULTS = {
-  pingIntervalMs: 5 * 60 * 1000, // API Gateway closes a connection idle for 10 minutes
+  pingIntervalMs: 4 * 60 * 1000, // API Gateway closes a connection idle for 10 minutes
   pollWaitSeconds: 20, // long-poll hold; the server caps it at 25 s, under the gateway's 29 s
   reconnectBaseMs: 1000,
   reconnectCapMs: 30000,

@@ -276,7 +276,7 @@ def test_pings_keep_a_quiet_socket_open_past_the_idle_timeout(idle_stack: Any, p
 
 
 def test_without_pings_the_idle_timeout_closes_the_socket_and_it_is_reopened(idle_stack: Any, page: Any) -> None:
-    open_harness(page, idle_stack)  # the default interval, 5 minutes, is far beyond this stack's 2 s
+    open_harness(page, idle_stack)  # the default interval, 4 minutes, is far beyond this stack's 2 s
     page.evaluate("() => tc.connect()")
     page.wait_for_function("window.sockets.length >= 2 && window.tc.state === 'open'", timeout=WAIT_MS)
     assert page.evaluate("window.pings") == 0 and page.evaluate("window.errors") == []
