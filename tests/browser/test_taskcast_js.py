@@ -280,3 +280,27 @@ def test_without_pings_the_idle_timeout_closes_the_socket_and_it_is_reopened(idl
     page.evaluate("() => tc.connect()")
     page.wait_for_function("window.sockets.length >= 2 && window.tc.state === 'open'", timeout=WAIT_MS)
     assert page.evaluate("window.pings") == 0 and page.evaluate("window.errors") == []
+
+
+def test_the_long_poll_waits_as_long_as_a_429_asks(stack: Any, page: Any, websocket_port_closed: None) -> None:
+    long_polls: list[float] = []
+    refused: list[float] = []
+
+    def throttle_first(route: Any) -> None:
+        long_polls.append(time.monotonic())
+        if not refused:
+            refused.append(time.monotonic())
+            problem = {"type": "about:blank", "title": "Too Many Requests", "status": 429}
+            route.fulfill(status=429, headers={"Retry-After": "2"}, content_type="application/problem+json",
+                          body=json.dumps(problem))
+        else:
+            route.continue_()
+
+    open_harness(page, stack)
+    page.route(re.compile(r"/tasks/[^/?]+\?wait="), throttle_first)
+    task_id = follow(page, "sleep", {"seconds": 2, "steps": 2})
+
+    assert wait_finished(page, task_id) == "SUCCEEDED"
+    assert_every_version_once_in_order(updates_of(page, task_id))
+    assert len(long_polls) >= 2 and long_polls[1] - refused[0] >= 1.9, long_polls  # Retry-After: 2 honoured
+    assert page.errors == []
