@@ -13,10 +13,11 @@ authorizer answered), the function's answer becomes the HTTP response. API Gatew
   ``application/problem+json`` (API Gateway answers 403 ``Missing Authentication Token`` to both).
 
 Besides the API: ``GET /`` serves the dashboard (``client_demo/index.html``), ``GET /dashboard/<file>``
-the files of the ``client_demo`` folder (``.html .js .css .png .svg``) and ``GET /dashboard/config.js``
-is generated. Debug routes under ``/_local/`` (never on AWS): ``GET|DELETE /_local/requests`` (the
-request log: method, path, status, resource — without headers or bodies), ``GET /_local/stack``,
-``POST /_local/websocket/stop|start``.
+the files of the ``client_demo`` folder (``.html .js .css .png .svg .ts``) and ``GET /dashboard/config.js``
+is generated. ``GET /taskcast.js`` and ``GET /taskcast.d.ts`` serve the browser client module and its types
+(no auth, as the dashboard's files), at a short URL a page of any origin can import.
+Debug routes under ``/_local/`` (never on AWS): ``GET|DELETE /_local/requests`` (the request log: method,
+path, status, resource — without headers or bodies), ``GET /_local/stack``, ``POST /_local/websocket/stop|start``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ DASHBOARD_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".png": "image/png",
     ".svg": "image/svg+xml",
+    ".ts": "application/typescript; charset=utf-8",  # the browser client's .d.ts
 }
+# The browser client, served at the root as well as under /dashboard/.
+CLIENT_FILES = frozenset({"taskcast.js", "taskcast.d.ts"})
 # API Gateway's default answers, by gateway response type.
 _DEFAULT_RESPONSES: dict[str, tuple[int, str | None]] = {
     "UNAUTHORIZED": (401, "Unauthorized"),
@@ -265,6 +269,8 @@ class HttpGateway(HTTPService):
         """The dashboard and debug routes, or None for an API path."""
         if path == "/" and method in {"GET", "HEAD"}:
             return self._dashboard("index.html")
+        if path.removeprefix("/") in CLIENT_FILES and method in {"GET", "HEAD"}:
+            return self._client_file(path.removeprefix("/"))
         if path.startswith("/dashboard/") and method in {"GET", "HEAD"}:
             name = unquote(path.removeprefix("/dashboard/"))
             if name == "config.js":
@@ -281,6 +287,13 @@ class HttpGateway(HTTPService):
             result = route()
             return 200, [("Content-Type", "application/json")], json.dumps(result).encode()
         return None
+
+    def _client_file(self, name: str) -> Answer:
+        status, headers, body = self._dashboard(name)
+        if status == 200:
+            # A page of another origin imports it as a module, which the browser fetches in CORS mode.
+            headers = [*headers, ("Access-Control-Allow-Origin", "*")]
+        return status, headers, body
 
     def _dashboard(self, name: str) -> Answer:
         found = dashboard_file(self.dashboard_folder, name) if self.dashboard_folder else None

@@ -67,6 +67,16 @@ def test_the_dashboard_and_its_generated_config_are_served(stack: RunningStack) 
     assert values == {"websocketUrl": stack.ws_url, "apiKey": None}
 
 
+def test_the_browser_client_and_its_types_are_served_without_a_key(stack: RunningStack) -> None:
+    module = requests.get(f"{stack.http_url}/taskcast.js", timeout=10)
+    assert module.status_code == 200 and module.headers["Content-Type"].startswith("text/javascript")
+    assert "export class Taskcast" in module.text
+    assert module.headers["Access-Control-Allow-Origin"] == "*"  # importable by a page of any origin
+    assert module.content == requests.get(f"{stack.http_url}/dashboard/taskcast.js", timeout=10).content
+    types = requests.get(f"{stack.http_url}/taskcast.d.ts", timeout=10)
+    assert types.status_code == 200 and "export class Taskcast" in types.text
+
+
 @pytest.mark.parametrize("name", ["../pyproject.toml", "%2e%2e/pyproject.toml", "__init__.py", "nothing.js"])
 def test_only_dashboard_files_are_served(stack: RunningStack, name: str) -> None:
     assert requests.get(f"{stack.http_url}/dashboard/{name}", timeout=10).status_code == 404
