@@ -6,6 +6,7 @@
 //
 // The module is imported relatively (/dashboard/taskcast.js, the same file as /taskcast.js), so that the
 // dashboard's folder also works as it is when hosted on a site of its own.
+import { mountEndpointsPanel } from "./endpoints.js";
 import { Taskcast, TaskcastError, isTerminal, problemText } from "./taskcast.js";
 
 const config = window.TASKCAST_CONFIG || {};
@@ -27,6 +28,7 @@ const tasks = new Map(); // id -> task state (see addTask)
 let apiKey = initialKey();
 let client = null; // the Taskcast client of the current key
 let everOpened = false;
+let endpointsPanel = null;
 
 // ------------------------------------------------------------ API key
 
@@ -66,6 +68,13 @@ function startClient() {
   for (const task of tasks.values()) {
     if (!isTerminal(task.status)) follow(task);
   }
+  endpointsPanel?.reload();
+}
+
+/** The Endpoints panel's REST calls go through the current key's client. */
+function endpointsRequest(method, path, body) {
+  if (!client) return Promise.reject(new Error("enter an API key first"));
+  return client.request(method, path, { body });
 }
 
 function showState(state) {
@@ -378,6 +387,7 @@ function init() {
   $("#job-type").addEventListener("change", setDefaultInput);
   $("#submit-form").addEventListener("submit", submitTask);
   $("#key-form").addEventListener("submit", useKey);
+  endpointsPanel = mountEndpointsPanel($("#endpoints-panel"), { request: endpointsRequest });
   document.body.dataset.ready = "true";
   startClient();
 }

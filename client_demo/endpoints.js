@@ -1,22 +1,14 @@
 // The dashboard's "Endpoints" panel: the tenant's registered webhook endpoints (list, add, test, disable and
-// enable, recent deliveries). It only renders and calls the REST API through the `request` function it is
-// given, so it works with whatever authentication the page uses.
+// enable, recent deliveries). It only renders, and calls the REST API through the `request` function it is
+// given (the dashboard passes its taskcast.js client's), so it works with whatever authentication the page uses.
 
 const STATUSES = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
 const RECENT_DELIVERIES = 10;
 
 /**
- * @typedef {(method: string, path: string, body?: unknown) => Promise<Response>} Request
+ * An authenticated REST call: the JSON body of a 2xx answer, else it throws an Error saying why.
+ * @typedef {(method: string, path: string, body?: unknown) => Promise<any>} Request
  */
-
-/** The items of a list answer, whether the API returns a bare array or an object with one list in it. */
-export function itemsOf(body, ...keys) {
-  if (Array.isArray(body)) return body;
-  for (const key of [...keys, "items", "data"]) {
-    if (body && Array.isArray(body[key])) return body[key];
-  }
-  return [];
-}
 
 /** A filter's one-line description: which statuses and types an endpoint receives. */
 export function describeFilter(filter) {
@@ -25,29 +17,6 @@ export function describeFilter(filter) {
   const parts = [statuses ? statuses.join(", ") : "every status"];
   if (types) parts.push(`types ${types.join(", ")}`);
   return parts.join(" · ");
-}
-
-function problemText(body, status) {
-  if (body && typeof body === "object") {
-    const title = body.title || `HTTP ${status}`;
-    return body.detail ? `${title}: ${body.detail}` : title;
-  }
-  return typeof body === "string" && body ? body : `HTTP ${status}`;
-}
-
-async function call(request, method, path, body) {
-  const response = await request(method, path, body);
-  const text = await response.text();
-  let parsed = null;
-  if (text) {
-    try {
-      parsed = JSON.parse(text);
-    } catch (_) {
-      parsed = text;
-    }
-  }
-  if (!response.ok) throw new Error(problemText(parsed, response.status));
-  return parsed;
 }
 
 function element(tag, attributes = {}, ...children) {
@@ -118,7 +87,7 @@ export function mountEndpointsPanel(root, { request }) {
     if (Object.keys(filter).length) body.filter = filter;
     if (description.value.trim()) body.description = description.value.trim();
     try {
-      const created = await call(request, "POST", "/webhook-endpoints", body);
+      const created = await request("POST", "/webhook-endpoints", body);
       // The secret is shown this once: the API never returns it again.
       secret.replaceChildren(
         document.createTextNode("Signing secret of the new endpoint (shown once, keep it now): "),
@@ -148,24 +117,24 @@ export function mountEndpointsPanel(root, { request }) {
   }
 
   async function test(endpoint) {
-    const outcome = await call(request, "POST", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}/test`);
+    const outcome = await request("POST", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}/test`);
     const code = outcome.status_code === null || outcome.status_code === undefined ? "no answer" : `HTTP ${outcome.status_code}`;
     detailRow(endpoint, element("p", { className: "test-outcome", "data-outcome": outcome.outcome, text: `Test event: ${outcome.outcome} (${code})` }));
   }
 
   async function setEnabled(endpoint, enabled) {
-    await call(request, "PATCH", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}`, { enabled });
+    await request("PATCH", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}`, { enabled });
     await reload();
   }
 
   async function remove(endpoint) {
-    await call(request, "DELETE", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}`);
+    await request("DELETE", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}`);
     await reload();
   }
 
   async function deliveries(endpoint) {
-    const body = await call(request, "GET", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}/deliveries?limit=${RECENT_DELIVERIES}`);
-    const list = itemsOf(body, "deliveries");
+    const body = await request("GET", `/webhook-endpoints/${encodeURIComponent(endpoint.id)}/deliveries?limit=${RECENT_DELIVERIES}`);
+    const list = body.items; // newest first; `next` pages on, beyond what the panel shows
     if (!list.length) {
       detailRow(endpoint, element("p", { className: "deliveries-empty", text: "No deliveries yet." }));
       return;
@@ -218,7 +187,7 @@ export function mountEndpointsPanel(root, { request }) {
   async function reload() {
     let list;
     try {
-      list = itemsOf(await call(request, "GET", "/webhook-endpoints"), "endpoints");
+      list = await request("GET", "/webhook-endpoints");
     } catch (failure) {
       showError(`Could not list the endpoints: ${failure.message}`);
       return;

@@ -38,7 +38,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 def open_dashboard(stack: Any, page: Any) -> Any:
     page.goto(f"{stack.http_url}/")
     expect(page.locator("#api-key")).to_have_value(stack.api_key)
-    panel = page.locator("#endpoints")
+    panel = page.locator("#endpoints-panel")
     expect(panel).to_have_attribute("data-loaded", "true", timeout=FINISH_S)
     return panel
 
