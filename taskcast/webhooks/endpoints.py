@@ -33,7 +33,7 @@ _ENDPOINT_ID = re.compile(r"^ep_[a-z0-9]{20}$")
 _DELIVERY_ID = re.compile(r"^[0-9]{13}[a-z0-9]{8}$")
 
 DISABLED_GONE = "the receiver answered 410 Gone"
-DISABLED_FAILING = "every delivery failed for {hours:g} hours"
+DISABLED_FAILING = "every delivery failed for {duration}"
 
 
 class InvalidEndpoint(ValueError):
@@ -172,7 +172,10 @@ def should_disable(failing_since: float | None, now: float, disable_after_s: flo
 
 
 def failing_reason(disable_after_s: float) -> str:
-    return DISABLED_FAILING.format(hours=round(disable_after_s / 3600, 3))
+    for unit, seconds in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if disable_after_s >= seconds:
+            return DISABLED_FAILING.format(duration=f"{disable_after_s / seconds:g} {unit}")
+    return DISABLED_FAILING.format(duration=f"{disable_after_s:g} seconds")
 
 
 # --- replay -------------------------------------------------------------------------------------------
