@@ -108,6 +108,7 @@ class Batch:
         self.changes: dict[int, StateChange | None] = {}
         self._jobs: dict[int, list[WebhookJob]] = {}  # record index → first attempts (callback, endpoints)
         self._endpoints: dict[str, list[Endpoint]] = {}  # tenant → its endpoints, read once per batch
+        self._endpoints_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def _task_ids(self) -> list[str]:
@@ -271,15 +272,13 @@ class Batch:
         return {endpoint.id for endpoint in self._tenant_endpoints(tenant) if endpoint.enabled}
 
     def _tenant_endpoints(self, tenant: str) -> list[Endpoint]:
-        # One Query per tenant and batch: a change made right after an endpoint is created reaches it.
-        with self._lock:
+        # One Query per tenant and batch (the lock keeps two chains of a tenant from both reading): a change
+        # made right after an endpoint is created reaches it.
+        with self._endpoints_lock:
             known = self._endpoints.get(tenant)
-        if known is not None:
+            if known is None:
+                known = self._endpoints[tenant] = self.push.endpoints.list(tenant)
             return known
-        endpoints = self.push.endpoints.list(tenant)
-        with self._lock:
-            self._endpoints[tenant] = endpoints
-        return endpoints
 
     def hand_off(self) -> list[int]:
         """Put the webhook jobs on the delivery queue, in stream order; the indices of records whose job
