@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -366,15 +367,16 @@ class EndpointDeliveryLog:
         item = answer.get("Item")
         return _delivery(item) if item else None
 
-    def since(self, endpoint_id: str, epoch_s: float) -> Iterator[EndpointDelivery]:
-        """Every logged attempt from ``epoch_s`` on, newest first."""
+    def since(self, endpoint_id: str, epoch_s: float, max_items: int) -> list[EndpointDelivery]:
+        """The logged attempts from ``epoch_s`` on, oldest first, at most ``max_items`` (a replay's reading
+        stays bounded however busy the endpoint was)."""
         request = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk >= :since",
             "ExpressionAttributeValues": to_attributes({":pk": log_key(endpoint_id), ":since": since_key(epoch_s)}),
-            "ScanIndexForward": False,
+            "ConsistentRead": True,
         }
-        return (_delivery(item) for item in query_items(self.client, request))
+        return [_delivery(item) for item in islice(query_items(self.client, request), max_items)]
 
 
 def _delivery(item: dict[str, Any]) -> EndpointDelivery:

@@ -18,6 +18,7 @@ from taskcast.endpoint_store import DeliveryPage, EndpointDeliveryLog, EndpointS
 from taskcast.models import now_iso
 from taskcast.webhooks.endpoint_attempts import Sender
 from taskcast.webhooks.endpoints import (
+    MAX_REPLAY,
     Endpoint,
     EndpointFilter,
     SigningSecret,
@@ -33,6 +34,8 @@ from taskcast.webhooks.format import WebhookJob, signed_headers
 from taskcast.webhooks.retry_queue import RetryQueue
 
 TEST_EVENT = "webhook.test"
+# Log entries one replay reads at most (oldest first): several attempts per webhook, for MAX_REPLAY webhooks.
+REPLAY_READ_LIMIT = 10 * MAX_REPLAY
 
 
 class EndpointLimit(Exception):
@@ -125,9 +128,9 @@ class EndpointAdmin:
         endpoint = self._enabled(tenant, endpoint_id)
         if endpoint is None:
             return None
-        logged = list(self.log.since(endpoint_id, since_s))
-        chosen = {d.delivery_id for d in to_replay((d.logged() for d in logged), only_failed)}
-        jobs = [d.job for d in reversed(logged) if d.delivery_id in chosen]
+        logged = self.log.since(endpoint_id, since_s, REPLAY_READ_LIMIT)
+        chosen = {d.delivery_id for d in to_replay((d.logged() for d in reversed(logged)), only_failed)}
+        jobs = [d.job for d in logged if d.delivery_id in chosen]
         now = self.clock()
         times = paced(len(jobs), self.replay_rate, now)
         again = [_again(job, not_before) for job, not_before in zip(jobs, times, strict=True)]
