@@ -172,10 +172,11 @@ def should_disable(failing_since: float | None, now: float, disable_after_s: flo
 
 
 def failing_reason(disable_after_s: float) -> str:
-    for unit, seconds in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if disable_after_s >= seconds:
-            return DISABLED_FAILING.format(duration=f"{disable_after_s / seconds:g} {unit}")
-    return DISABLED_FAILING.format(duration=f"{disable_after_s:g} seconds")
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if disable_after_s >= seconds or unit == "second":
+            count = disable_after_s / seconds
+            return DISABLED_FAILING.format(duration=f"{count:g} {unit}{'' if count == 1 else 's'}")
+    raise AssertionError("unreachable")
 
 
 # --- replay -------------------------------------------------------------------------------------------

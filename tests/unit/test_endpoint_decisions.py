@@ -94,6 +94,7 @@ def test_an_endpoint_is_disabled_once_it_has_failed_for_the_whole_time() -> None
     assert should_disable(100.0, now=105.0, disable_after_s=5.0)
     assert failing_reason(5 * 86400) == "every delivery failed for 5 days"
     assert failing_reason(3) == "every delivery failed for 3 seconds"
+    assert failing_reason(3600) == "every delivery failed for 1 hour"
 
 
 def logged(delivery_id: str, webhook_id: str, outcome: str) -> LoggedDelivery:
