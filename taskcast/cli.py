@@ -25,6 +25,7 @@ READY_PREFIX = "TASKCAST_READY "
 DELEGATED: dict[str, tuple[str, str]] = {
     "submit": ("taskcast_client.client_cli", "submit a task and follow it"),
     "webhook-receiver": ("taskcast_client.webhooks", "receive and verify webhooks"),
+    "webhook-endpoints": ("taskcast_client.endpoints_cli", "manage registered webhook endpoints"),
     "redrive": ("taskcast.redrive", "move webhook jobs from the dead-letter queue back to the retry queue"),
     "cost": ("taskcast.cost_cli", "monthly AWS cost of polling versus push versus webhooks"),
 }

@@ -41,6 +41,9 @@ class Settings:
     tasks_table: str = "taskcast-tasks"
     subscriptions_table: str = "taskcast-subscriptions"
     idempotency_table: str = "taskcast-idempotency"
+    # Registered webhook endpoints and their delivery logs; their signing secrets apart (docs/webhooks.md).
+    endpoints_table: str = "taskcast-endpoints"
+    endpoint_secrets_table: str = "taskcast-endpoint-secrets"
     worker_function: str = "taskcast-worker"
     large_worker_function: str = "taskcast-large-worker"  # jobs declared with memory="large"
     results_bucket: str = "taskcast-payloads"
@@ -62,6 +65,11 @@ class Settings:
     webhook_breaker_threshold: int = 5  # consecutive failed attempts that open an endpoint's breaker
     webhook_breaker_cool_down_s: float = 30.0  # the first cool-down; doubles per opening in a row
     webhook_breaker_max_cool_down_s: float = 900.0
+    # An endpoint whose every delivery failed for this long is disabled (Svix's 5 days).
+    endpoint_disable_after_s: float = 5 * 86400.0
+    endpoint_replay_rate: float = 10.0  # replayed deliveries per second and endpoint, at most
+    endpoint_secret_overlap_s: float = 86400.0  # after a rotation, the old secret still signs this long
+    endpoints_per_tenant: int = 20
     retention_days: int = 7
     inline_limit_bytes: int = 256 * KIB
     long_poll_max_s: float = 25.0
@@ -111,6 +119,16 @@ class Settings:
             tasks_table=env.get("TASKS_TABLE", defaults.tasks_table),
             subscriptions_table=env.get("SUBSCRIPTIONS_TABLE", defaults.subscriptions_table),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", defaults.idempotency_table),
+            endpoints_table=env.get("ENDPOINTS_TABLE", defaults.endpoints_table),
+            endpoint_secrets_table=env.get("ENDPOINT_SECRETS_TABLE", defaults.endpoint_secrets_table),
+            endpoint_disable_after_s=float(
+                env.get("TASKCAST_ENDPOINT_DISABLE_AFTER", defaults.endpoint_disable_after_s)
+            ),
+            endpoint_replay_rate=float(env.get("TASKCAST_ENDPOINT_REPLAY_RATE", defaults.endpoint_replay_rate)),
+            endpoint_secret_overlap_s=float(
+                env.get("TASKCAST_ENDPOINT_SECRET_OVERLAP", defaults.endpoint_secret_overlap_s)
+            ),
+            endpoints_per_tenant=int(env.get("TASKCAST_ENDPOINTS_PER_TENANT", defaults.endpoints_per_tenant)),
             worker_function=env.get("WORKER_FUNCTION", defaults.worker_function),
             large_worker_function=env.get("LARGE_WORKER_FUNCTION", defaults.large_worker_function),
             results_bucket=env.get("PAYLOADS_BUCKET", defaults.results_bucket),

@@ -31,6 +31,8 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from taskcast_client.endpoints import Endpoints
+
 log = logging.getLogger("taskcast_client")
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
@@ -304,6 +306,7 @@ class TaskcastClient:
         self.request_timeout = request_timeout
         self._api_key = api_key
         self._sleep = sleep
+        self.endpoints = Endpoints(self)  # the tenant's registered webhook endpoints
 
     def __repr__(self) -> str:  # never show the key
         return f"TaskcastClient({self.base_url!r})"

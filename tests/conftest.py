@@ -39,6 +39,8 @@ TABLE_NAMES = {
     "TasksTable": "taskcast-tasks",
     "SubscriptionsTable": "taskcast-subscriptions",
     "IdempotencyTable": "taskcast-idempotency",
+    "EndpointsTable": "taskcast-endpoints",
+    "EndpointSecretsTable": "taskcast-endpoint-secrets",
 }
 
 
@@ -54,6 +56,8 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
         "TASKS_TABLE": TABLE_NAMES["TasksTable"],
         "SUBSCRIPTIONS_TABLE": TABLE_NAMES["SubscriptionsTable"],
         "IDEMPOTENCY_TABLE": TABLE_NAMES["IdempotencyTable"],
+        "ENDPOINTS_TABLE": TABLE_NAMES["EndpointsTable"],
+        "ENDPOINT_SECRETS_TABLE": TABLE_NAMES["EndpointSecretsTable"],
         "WORKER_FUNCTION": "taskcast-worker",
         "TASKCAST_TENANTS": json.dumps(TENANTS),
         "TASKCAST_WEBSOCKET_URL": "ws://127.0.0.1:3001",

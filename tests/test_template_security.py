@@ -116,3 +116,24 @@ def test_the_rest_function_may_put_uploads_and_external_workers_results_but_not_
     assert not fnmatch.fnmatchcase("results/acme/0b0e9f5e.json", "results/*/*/*.json")
     assert fnmatch.fnmatchcase("results/acme/0b0e9f5e/AAAA.json", "results/*/*/*.json")
     assert s3_grants(resources["WorkerFunction"], "s3:PutObject") == {"results/*"}
+
+
+def test_only_the_rest_and_delivery_functions_may_read_the_endpoint_secrets() -> None:
+    resources = transformed_template()["Resources"]
+    roles = {name: json.dumps(body["Properties"].get("Policies", [])) for name, body in resources.items()
+             if body["Type"] == "AWS::IAM::Role"}
+    readers = {name for name, policies in roles.items() if "EndpointSecretsTable" in policies}
+    # The stream consumer matches endpoints' filters but never signs: it has no access to their secrets.
+    assert readers == {"RestFunctionRole", "WebhookRetryFunctionRole"}
+    assert "EndpointsTable" in roles["StreamConsumerFunctionRole"]
+    # The delivery function reads the secrets and never writes them.
+    delivery = json.loads(roles["WebhookRetryFunctionRole"])
+    secret_actions = {
+        action
+        for policy in delivery
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "EndpointSecretsTable" in json.dumps(statement["Resource"])
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    }
+    writes = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+    assert "dynamodb:GetItem" in secret_actions and not secret_actions & set(writes)

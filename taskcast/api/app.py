@@ -16,6 +16,7 @@ from taskcast.api.problems import error_response, problem_response, register_pro
 from taskcast.api.request_info import tenant_of
 from taskcast.api.responses import to_proxy
 from taskcast.api.router import ConcurrentRestRouter
+from taskcast.api.routes_endpoints import register_endpoint_routes
 from taskcast.api.routes_task_tokens import PREFIX as TASK_TOKENS
 from taskcast.api.routes_task_tokens import register_task_token_routes
 from taskcast.api.routes_tasks import register_task_routes
@@ -42,6 +43,7 @@ def create_app(cors_origins: tuple[str, ...] = ()) -> ConcurrentRestRouter:
     register_upload_routes(app, routes)
     register_ticket_routes(app, routes)
     register_task_token_routes(app, routes)
+    register_endpoint_routes(app, routes)
     register_openapi_route(app, routes, cached={})
     register_problem_handlers(app, routes)
     return app

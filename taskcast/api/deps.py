@@ -10,6 +10,7 @@ from typing import Any
 
 from taskcast import aws
 from taskcast.api.idempotency import IdempotentCreation
+from taskcast.endpoint_store import EndpointDeliveryLog, EndpointSecrets, EndpointStore
 from taskcast.external_queues import (
     ExternalJobEvents,
     ExternalJobInvoker,
@@ -26,8 +27,13 @@ from taskcast.settings import Settings
 from taskcast.store import DeliveryLog, Heartbeats, TaskStore
 from taskcast.upload_queue import DeadlineQueue
 from taskcast.uploads import UploadStore
-from taskcast.webhooks.delivery import HostLookup, system_lookup
+from taskcast.webhooks.delivery import HostLookup, WebhookSender, check_callback_url, system_lookup
+from taskcast.webhooks.endpoint_admin import EndpointAdmin
+from taskcast.webhooks.retry_queue import RetryQueue
 from taskcast.ws_tickets import TicketStore
+
+# A test event is sent while the API request waits: bounded under API Gateway's 29 s integration timeout.
+TEST_EVENT_TIMEOUT_CAP_S = 20.0
 
 # Starts the worker of a task: ``(task_id, worker_class)``, the class being the task's ``worker_class``.
 WorkerInvoker = Callable[[str, str], None]
@@ -67,6 +73,7 @@ class ApiDeps:
     tickets: TicketStore
     long_polls: LongPollLeases
     external: ExternalWorkers
+    endpoints: EndpointAdmin
     registry: JobRegistry = field(default_factory=lambda: default_registry)
     resolve_host: HostLookup = system_lookup
     sleep: Callable[[float], None] = time.sleep
@@ -90,6 +97,7 @@ class ApiDeps:
         dynamodb = dynamodb or aws.client("dynamodb")
         s3 = s3 or presigning_client()
         store = TaskStore(settings.tasks_table, dynamodb, retention_s=settings.retention_s)
+        resolve_host = resolve_host or system_lookup
         return cls(
             settings=settings,
             store=store,
@@ -115,6 +123,28 @@ class ApiDeps:
                 result_upload_ttl_s=settings.result_upload_url_ttl_s,
                 max_result_upload_bytes=settings.max_result_upload_bytes,
             ),
+            endpoints=endpoint_admin(settings, dynamodb, sqs, resolve_host),
             registry=registry or with_user_jobs(settings.job_modules, job_entry_points),
-            resolve_host=resolve_host or system_lookup,
+            resolve_host=resolve_host,
         )
+
+
+def endpoint_admin(settings: Settings, dynamodb: Any, sqs: Any, resolve_host: HostLookup) -> EndpointAdmin:
+    def check_url(url: str) -> str:
+        return check_callback_url(url, allow_loopback=settings.allow_loopback_callbacks, resolve=resolve_host)
+
+    return EndpointAdmin(
+        endpoints=EndpointStore(settings.endpoints_table, dynamodb),
+        secrets=EndpointSecrets(settings.endpoint_secrets_table, dynamodb),
+        log=EndpointDeliveryLog(settings.endpoints_table, dynamodb),
+        queue=RetryQueue(settings.webhook_retry_queue_url, settings.webhook_dlq_url, client=sqs),
+        check_url=check_url,
+        sender=WebhookSender(
+            timeout_s=min(settings.webhook_timeout_s, TEST_EVENT_TIMEOUT_CAP_S),
+            allow_loopback=settings.allow_loopback_callbacks,
+            resolve=resolve_host,
+        ),
+        max_endpoints=settings.endpoints_per_tenant,
+        replay_rate=settings.endpoint_replay_rate,
+        secret_overlap_s=settings.endpoint_secret_overlap_s,
+    )

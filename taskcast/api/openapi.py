@@ -72,6 +72,14 @@ def with_gateway_answers(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def without_no_content_bodies(schema: dict[str, Any]) -> dict[str, Any]:
+    """A 204 has no body (RFC 9110), whatever Powertools infers from the route's return type."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).get("204", {}).pop("content", None)
+    return schema
+
+
 def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
     text = app.get_openapi_json_schema(
         title=TITLE,
@@ -80,7 +88,7 @@ def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
         security_schemes={"bearer": HTTPBearer(description="The tenant's API key: Authorization: Bearer <key>")},
         security=[{"bearer": []}],
     )
-    return with_gateway_answers(as_problem_responses(json.loads(text)))
+    return with_gateway_answers(without_no_content_bodies(as_problem_responses(json.loads(text))))
 
 
 def register_openapi_route(app: APIGatewayRestResolver, routes: RouteTable, cached: dict[str, Any]) -> None:

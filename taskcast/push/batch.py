@@ -58,7 +58,8 @@ from taskcast.push.batch_order import RecordOutcome, chains, failed_items, settl
 from taskcast.push.deps import PushDeps
 from taskcast.push.fanout import PoisonRecord, StateChange, followed, needs_sending, parse_stream_record
 from taskcast.store import Subscription, parse_item_key
-from taskcast.webhooks.delivery import job_for
+from taskcast.webhooks.delivery import endpoint_jobs, job_for
+from taskcast.webhooks.endpoints import Endpoint
 from taskcast.webhooks.format import WebhookJob
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,9 @@ class Batch:
         self.sequence_numbers = [str((r.get("dynamodb") or {}).get("SequenceNumber", "")) for r in records]
         self.chains = [Chain(task_id, indices) for task_id, indices in chains(self._task_ids()).items()]
         self.changes: dict[int, StateChange | None] = {}
-        self._jobs: dict[int, WebhookJob] = {}  # record index → first attempt
+        self._jobs: dict[int, list[WebhookJob]] = {}  # record index → first attempts (callback, endpoints)
+        self._endpoints: dict[str, list[Endpoint]] = {}  # tenant → its endpoints, read once per batch
+        self._endpoints_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def _task_ids(self) -> list[str]:
@@ -205,11 +208,16 @@ class Batch:
             change = self.changes.get(reachable[position])
             if change is None:
                 continue
-            job = job_for(change.task)
-            if job is not None:
+            try:
+                jobs = self._webhook_jobs(change)
+            except (BotoCoreError, ClientError) as error:
+                logger.warning("webhook endpoints unreadable", extra={"task_id": chain.task_id, "error": str(error)})
+                chain.fail_at(position)
+                break
+            if jobs:
                 # Handed off even when the fan-out below fails: the replay's copy is dropped as a repeat.
                 with self._lock:
-                    self._jobs[reachable[position]] = job
+                    self._jobs[reachable[position]] = jobs
             task = change.task
             if chain.audience is None or not follow or not needs_sending(chain.sent_version, task.version):
                 # Nobody follows (nothing to send or remember), or a replay of a version already sent.
@@ -246,21 +254,49 @@ class Batch:
 
     # --- the webhook hand-off -------------------------------------------------------------------------
 
+    def _webhook_jobs(self, change: StateChange) -> list[WebhookJob]:
+        """The task's own callback's first attempt, and one per enabled registered endpoint whose filter
+        matches. A disabled endpoint's change is not queued, only logged as ``disabled`` (a replay after
+        re-enabling it can send it, paced)."""
+        task = change.task
+        callback = job_for(task)
+        jobs = [callback] if callback else []
+        for job in endpoint_jobs(task, self._tenant_endpoints(task.tenant)):
+            if job.endpoint_id in self._enabled_ids(task.tenant):
+                jobs.append(job)
+            else:
+                self.push.endpoint_log.record_attempt(job, outcome="disabled", error="endpoint disabled")
+        return jobs
+
+    def _enabled_ids(self, tenant: str) -> set[str]:
+        return {endpoint.id for endpoint in self._tenant_endpoints(tenant) if endpoint.enabled}
+
+    def _tenant_endpoints(self, tenant: str) -> list[Endpoint]:
+        # One Query per tenant and batch (the lock keeps two chains of a tenant from both reading): a change
+        # made right after an endpoint is created reaches it.
+        with self._endpoints_lock:
+            known = self._endpoints.get(tenant)
+            if known is None:
+                known = self._endpoints[tenant] = self.push.endpoints.list(tenant)
+            return known
+
     def hand_off(self) -> list[int]:
         """Put the webhook jobs on the delivery queue, in stream order; the indices of records whose job
         SQS refused (or could not be reached for), so that the stream delivers them again."""
         if not self._jobs:
             return []
-        indices = sorted(self._jobs)
-        jobs = [self._jobs[index] for index in indices]
+        indices = [index for index in sorted(self._jobs) for _ in self._jobs[index]]
+        jobs = [job for index in sorted(self._jobs) for job in self._jobs[index]]
         try:
             refused = set(self.push.webhook_queue.enqueue_many(jobs))
         except (BotoCoreError, ClientError) as error:
             logger.error("webhook hand-off failed", extra={"error": str(error), "jobs": len(jobs)})
             refused = set(range(len(jobs)))
-        for position in sorted(refused):
-            logger.error("webhook hand-off failed", extra={"sequence_number": self.sequence_numbers[indices[position]]})
-        return [indices[position] for position in sorted(refused)]
+        # A record fails when any of its jobs was refused; the others' copies are dropped as repeats.
+        failed = sorted({indices[position] for position in refused})
+        for index in failed:
+            logger.error("webhook hand-off failed", extra={"sequence_number": self.sequence_numbers[index]})
+        return failed
 
 
 def _each(pool: ThreadPoolExecutor, function: Callable[[K], None], items: Iterable[K]) -> None:

@@ -2,8 +2,9 @@
 
 - ``WebSocketDeps``: the WebSocket function (replies, the subscribe handshake). It has no webhook parts,
   so it never reads the tenants' webhook secrets (on AWS it has no access to them).
-- ``PushDeps``: the stream consumer (fan-out, the webhook hand-off queue, metrics). It never calls a
-  receiver, so it never reads the tenants' webhook secrets either.
+- ``PushDeps``: the stream consumer (fan-out, the webhook hand-off queue, the registered endpoints'
+  filters, metrics). It never calls a receiver, so it never reads the tenants' or the endpoints' webhook
+  secrets either.
 - ``DeliveryDeps``: the webhook delivery function (signing, sending, breakers, the tenants' slots).
 
 Entry points build theirs once at module scope, i.e. once per Lambda container.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from taskcast import aws
+from taskcast.endpoint_store import EndpointDeliveryLog, EndpointSecrets, EndpointStore
 from taskcast.limits import SubscriptionLimits
 from taskcast.metrics import MetricsSink, default_metrics
 from taskcast.push.connections_client import ConnectionsClient
@@ -24,6 +26,7 @@ from taskcast.store import Breakers, DeliveryLog, DeliverySlots, Markers, Subscr
 from taskcast.tenant_cache import RefreshingTenantDirectory
 from taskcast.webhooks.breaker import BreakerPolicy
 from taskcast.webhooks.delivery import WebhookDelivery, WebhookSender
+from taskcast.webhooks.endpoint_attempts import EndpointAttempts
 from taskcast.webhooks.retry import DeliveryHandler
 from taskcast.webhooks.retry_queue import RetryQueue
 
@@ -57,6 +60,8 @@ class PushDeps:
     poster: ConnectionPoster
     fanout: WebSocketFanout
     webhook_queue: RetryQueue  # first attempts are handed off here, never sent by the consumer
+    endpoints: EndpointStore  # the tenants' registered endpoints, matched by filter (never their secrets)
+    endpoint_log: EndpointDeliveryLog  # where a disabled endpoint's changes are logged, not queued
     metrics: MetricsSink  # flushed at the end of each invocation
 
     @classmethod
@@ -78,6 +83,8 @@ class PushDeps:
                 change_budget_s=settings.fanout_change_budget_s,
             ),
             webhook_queue=webhook_queue(settings),
+            endpoints=EndpointStore(settings.endpoints_table, client=dynamodb),
+            endpoint_log=EndpointDeliveryLog(settings.endpoints_table, client=dynamodb),
             metrics=metrics,
         )
 
@@ -107,6 +114,16 @@ class DeliveryDeps:
     def from_settings(cls, settings: Settings, metrics: MetricsSink | None = None) -> DeliveryDeps:
         metrics = metrics if metrics is not None else default_metrics()
         dynamodb = aws.client("dynamodb")
+        queue = webhook_queue(settings)
+        endpoints = EndpointAttempts(
+            endpoints=EndpointStore(settings.endpoints_table, client=dynamodb),
+            secrets=EndpointSecrets(settings.endpoint_secrets_table, client=dynamodb),
+            log=EndpointDeliveryLog(settings.endpoints_table, client=dynamodb),
+            queue=queue,
+            schedule=settings.webhook_retry_schedule,
+            disable_after_s=settings.endpoint_disable_after_s,
+            metrics=metrics,
+        )
         webhooks = WebhookDelivery(
             sender=WebhookSender(
                 timeout_s=settings.webhook_timeout_s, allow_loopback=settings.allow_loopback_callbacks
@@ -114,9 +131,10 @@ class DeliveryDeps:
             tenants=RefreshingTenantDirectory.from_settings(settings),
             markers=Markers(settings.tasks_table, client=dynamodb),
             log=DeliveryLog(settings.tasks_table, client=dynamodb),
-            queue=webhook_queue(settings),
+            queue=queue,
             schedule=settings.webhook_retry_schedule,
             metrics=metrics,
+            endpoints=endpoints,
         )
         handler = DeliveryHandler(
             webhooks=webhooks,

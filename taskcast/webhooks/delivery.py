@@ -30,6 +30,8 @@ from taskcast.models import Task, now_iso, status_message
 from taskcast.store import DeliveryAttempt, DeliveryLog, Markers
 from taskcast.tenants import Tenant
 from taskcast.webhooks.deadline import DeadlineExceeded, run_with_deadline, watch_connections
+from taskcast.webhooks.endpoint_attempts import EndpointAttempts
+from taskcast.webhooks.endpoints import Endpoint
 from taskcast.webhooks.format import (
     AttemptResult,
     Decision,
@@ -223,6 +225,28 @@ def job_for(task: Task) -> WebhookJob | None:
     )
 
 
+def endpoint_jobs(task: Task, endpoints: Iterable[Endpoint]) -> list[WebhookJob]:
+    """The first attempts' jobs for a task change: one per endpoint of the task's tenant whose filter
+    matches it. The body is the callback's; the URL and secrets are read at attempt time."""
+    matching = [e for e in endpoints if e.tenant == task.tenant and e.filter.matches(str(task.status), task.type)]
+    if not matching:
+        return []
+    payload = webhook_body(status_message(task))
+    return [
+        WebhookJob(
+            task_id=task.id,
+            tenant=task.tenant,
+            version=task.version,
+            callback_url=endpoint.url,
+            payload=payload,
+            expires_at=task.expires_at,
+            from_stream=True,
+            endpoint_id=endpoint.id,
+        )
+        for endpoint in matching
+    ]
+
+
 @dataclass(frozen=True)
 class AttemptReport:
     decision: Decision
@@ -246,8 +270,10 @@ class WebhookDelivery:
         schedule: Sequence[float],
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
+        endpoints: EndpointAttempts | None = None,
     ) -> None:
         self.sender = sender
+        self.endpoints = endpoints  # registered endpoints' jobs (``endpoint_id`` set)
         self.tenants = tenants
         self.markers = markers
         self.log = log
@@ -263,6 +289,8 @@ class WebhookDelivery:
         stream record, a message SQS delivered twice) is dropped; a job for a disabled callback is logged
         as such and ends.
         """
+        if job.endpoint_id:
+            return self._endpoints().settled(job)
         if job.from_stream:
             disabled, logged = self.markers.webhook_state(job.task_id, job.version)
             if logged:
@@ -279,6 +307,9 @@ class WebhookDelivery:
 
         The log is written last, so a crash before it means the attempt is made again (at least once).
         """
+        if job.endpoint_id:
+            report = self._endpoints().attempt(job, self.sender)
+            return AttemptReport(report.decision, report.result, report.sent)
         tenant = self.tenants.get(job.tenant)
         sent = tenant is not None and bool(tenant.webhook_secrets)
         if tenant is None or not tenant.webhook_secrets:
@@ -306,6 +337,11 @@ class WebhookDelivery:
             },
         )
         return AttemptReport(decision, result, sent)
+
+    def _endpoints(self) -> EndpointAttempts:
+        if self.endpoints is None:
+            raise RuntimeError("a registered endpoint's job reached a delivery without the endpoint store")
+        return self.endpoints
 
     def _record(self, job: WebhookJob, result: AttemptResult, decision: Decision) -> None:
         entry = DeliveryAttempt(

@@ -38,9 +38,10 @@ EVENT_TYPE = "task.status"
 USER_AGENT = "taskcast-webhooks/1"
 
 
-def webhook_id(task_id: str, version: int) -> str:
-    """Stable across retries, so receivers can drop repeats."""
-    return f"{task_id}.{version}"
+def webhook_id(task_id: str, version: int, endpoint_id: str = "") -> str:
+    """Stable across retries (and replays), so receivers can drop repeats; a registered endpoint's own
+    deliveries carry its id first, so that two endpoints of one receiver never share one."""
+    return f"{endpoint_id}.{task_id}.{version}" if endpoint_id else f"{task_id}.{version}"
 
 
 def webhook_body(message: Mapping[str, Any]) -> str:
@@ -89,10 +90,13 @@ class WebhookJob:
     # so the delivery function drops such a job once its first attempt is in the delivery log.
     from_stream: bool = False
     deferrals: int = 0  # times in a row the job went back on the queue untried (it backs off)
+    # A registered endpoint's delivery (``taskcast.webhooks.endpoints``): its URL and secrets are read at
+    # attempt time, ``callback_url`` is only where it pointed at hand-off. "": a task's own callback.
+    endpoint_id: str = ""
 
     @property
     def webhook_id(self) -> str:
-        return webhook_id(self.task_id, self.version)
+        return webhook_id(self.task_id, self.version, self.endpoint_id)
 
     def next_attempt(self, delay_s: float, now: float) -> WebhookJob:
         return dataclasses.replace(
@@ -107,11 +111,16 @@ class WebhookJob:
     @property
     def endpoint(self) -> str:
         """Where it goes, as the circuit breaker sees it: the tenant and the callback URL's origin."""
+        if self.endpoint_id:
+            return f"{self.tenant} {self.endpoint_id}"
         parts = urlsplit(self.callback_url)
         return f"{self.tenant} {parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+        data = dataclasses.asdict(self)
+        if not self.endpoint_id:
+            del data["endpoint_id"]  # a task's callback job reads as it always did
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> WebhookJob:
@@ -128,6 +137,7 @@ class WebhookJob:
                 not_before=float(data.get("not_before", 0.0)),
                 from_stream=data.get("from_stream") is True,
                 deferrals=int(data.get("deferrals", 0)),
+                endpoint_id=str(data.get("endpoint_id") or ""),
             )
         except (ValueError, TypeError, KeyError) as error:
             raise BadJob(f"not a webhook job: {type(error).__name__}") from None

@@ -110,7 +110,9 @@ def test_a_port_in_use_is_a_clear_error() -> None:
     assert "already in use" in output and "Traceback" not in output
 
 
-@pytest.mark.parametrize("command", [["submit", "--help"], ["webhook-receiver", "--help"]])
+@pytest.mark.parametrize(
+    "command", [["submit", "--help"], ["webhook-receiver", "--help"], ["webhook-endpoints", "--help"]]
+)
 def test_the_other_subcommands_are_delegated(command: list[str]) -> None:
     finished = subprocess.run([sys.executable, "-m", "taskcast.cli", *command], capture_output=True, text=True,
                               timeout=60, env=_environment())

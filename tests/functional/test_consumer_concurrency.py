@@ -164,10 +164,10 @@ def test_markers_are_read_once_per_batch_written_once_per_round_and_untouched_fo
 
     assert failed_sequence_numbers(push_env.consume()) == []
 
-    # One subscriber Query per task (not per change), one BatchGetItem for the three followed tasks'
-    # markers, one BatchWriteItem per round (4 versions each: 4 rounds of 3 tasks); nothing per change
-    # for the unfollowed tasks, and no per-change GetItem or UpdateItem.
-    assert calls.calls == Counter(query=5, batch_get_item=1, batch_write_item=4)
+    # One subscriber Query per task (not per change), one registered-endpoints Query for their one tenant,
+    # one BatchGetItem for the three followed tasks' markers, one BatchWriteItem per round (4 versions each:
+    # 4 rounds of 3 tasks); nothing per change for the unfollowed tasks, and no per-change GetItem or UpdateItem.
+    assert calls.calls == Counter(query=5 + 1, batch_get_item=1, batch_write_item=4)
     for task, _ in followed:
         assert push_env.push.fanout.markers.fanned_out_version(task.id) == 5
     for task in unfollowed:

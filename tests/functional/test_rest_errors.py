@@ -137,6 +137,14 @@ def test_openapi_needs_no_tenant_and_describes_the_routes(api: RestHarness) -> N
         "/task-tokens/{token}/succeed",
         "/task-tokens/{token}/fail",
         "/task-tokens/{token}/result-upload",
+        # Registered webhook endpoints.
+        "/webhook-endpoints",
+        "/webhook-endpoints/{endpoint_id}",
+        "/webhook-endpoints/{endpoint_id}/rotate-secret",
+        "/webhook-endpoints/{endpoint_id}/deliveries",
+        "/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend",
+        "/webhook-endpoints/{endpoint_id}/replay",
+        "/webhook-endpoints/{endpoint_id}/test",
     }
     assert "201" in document["paths"]["/uploads"]["post"]["responses"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

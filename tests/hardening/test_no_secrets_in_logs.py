@@ -89,3 +89,26 @@ def test_no_api_key_or_webhook_secret_appears_in_the_captured_logs(logged_stack:
     assert len(output.splitlines()) > 10
     leaks = [value for value in [*_forbidden_strings(), *tickets] if value in output or value in request_log]
     assert leaks == [], "secrets found in the logs"
+
+
+def test_no_webhook_endpoint_secret_appears_in_the_captured_logs(logged_stack: RunningStack) -> None:
+    tenant = SECRET_TENANTS["umbrella"]
+    api = Api(logged_stack, tenant["api_key"])
+    endpoints = f"{logged_stack.http_url}/webhook-endpoints"
+    with WebhookReceiver([]) as receiver:
+        created = api.session.post(endpoints, json={"url": receiver.url()}, timeout=30).json()
+        rotated = api.session.post(f"{endpoints}/{created['id']}/rotate-secret", timeout=30).json()["secret"]
+        receiver.secrets = [created["secret"], rotated]
+        receiver.script("/hooks", Answer(500))
+        assert api.session.post(f"{endpoints}/{created['id']}/test", timeout=30).json()["outcome"] == "failed"
+        task = api.create("sleep", {"seconds": 0.2, "steps": 1})
+        receiver.wait_for(lambda got: any(r.data.get("task_id") == task["id"] and r.answered == 200 for r in got),
+                          timeout=30)
+        api.session.get(f"{endpoints}/{created['id']}/deliveries", timeout=30)
+        api.session.delete(f"{endpoints}/{created['id']}", timeout=30)
+    receiver.assert_all_verified()
+    output = logged_stack.output()
+    request_log = json.dumps(logged_stack.request_log)
+    secrets = [created["secret"], rotated]
+    leaks = [s for value in secrets for s in (value, value.removeprefix("whsec_")) if s in output or s in request_log]
+    assert leaks == [], "endpoint secrets found in the logs"

@@ -97,6 +97,13 @@ def test_functions_get_globals_and_their_own_settings(resolver: TemplateResolver
     assert conflicts == [] and environment["POWERTOOLS_SERVICE_NAME"] == "taskcast"
 
 
+WEBHOOK_ENDPOINT_PATHS = (
+    "/webhook-endpoints", "/webhook-endpoints/{id}", "/webhook-endpoints/{id}/rotate-secret",
+    "/webhook-endpoints/{id}/deliveries", "/webhook-endpoints/{id}/replay",
+    "/webhook-endpoints/{id}/deliveries/{delivery}/resend", "/webhook-endpoints/{id}/test",
+)
+
+
 def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: TemplateResolver) -> None:
     functions = FunctionRegistry(function_specs(resolver))
     (api,) = rest_apis(resolver, functions)
@@ -108,7 +115,13 @@ def test_rest_routes_and_authorizers_come_from_the_api_events(resolver: Template
         # CORS preflights, past the authorizer
         *(("OPTIONS", path) for path in ("/tasks", "/tasks/{id}", "/tasks/{id}/result", "/tasks/{id}/events",
                                          "/tasks/{id}/deliveries", "/uploads", "/ws-tickets",
-                                         "/task-tokens/{token}/{report}")),
+                                         "/task-tokens/{token}/{report}", *WEBHOOK_ENDPOINT_PATHS)),
+        # Registered webhook endpoints
+        ("POST", "/webhook-endpoints"), ("GET", "/webhook-endpoints"), ("GET", "/webhook-endpoints/{id}"),
+        ("PATCH", "/webhook-endpoints/{id}"), ("DELETE", "/webhook-endpoints/{id}"),
+        ("POST", "/webhook-endpoints/{id}/rotate-secret"), ("GET", "/webhook-endpoints/{id}/deliveries"),
+        ("POST", "/webhook-endpoints/{id}/replay"), ("POST", "/webhook-endpoints/{id}/deliveries/{delivery}/resend"),
+        ("POST", "/webhook-endpoints/{id}/test"),
     }
     assert routes[("GET", "/openapi.json")].authorizer is None
     # External workers report with their task token alone: the function checks it, no authorizer runs.
