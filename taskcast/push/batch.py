@@ -6,8 +6,8 @@ tasks run concurrently, up to ``TASKCAST_CONSUMER_TASK_CONCURRENCY`` at once. Wi
 WebSocket posts run concurrently too (``WebSocketFanout.send``). A change with a callback becomes a
 first-attempt ``WebhookJob``, and so it does for each enabled registered endpoint of its tenant whose
 filter matches (``taskcast.webhooks.endpoints``; a disabled one's change is only logged); the jobs are
-put on the delivery queue at the end, in stream order, ten per SQS call. The consumer never calls a receiver (``taskcast.webhooks.retry`` does), so no tenant's callback
-can hold the WebSocket pushes back.
+put on the delivery queue at the end, in stream order, ten per SQS call. The consumer never calls a
+receiver (``taskcast.webhooks.retry`` does), so no tenant's callback can hold the WebSocket pushes back.
 
 **Calls per batch.** For each tenant with changes: one ``Query`` of its registered endpoints. For each
 task with changes: one subscriber ``Query``. For the tasks someone follows:
