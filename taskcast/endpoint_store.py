@@ -18,6 +18,7 @@ to it (template.yaml grants it to the REST and delivery functions only).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def _conditional_failed(error: ClientError) -> bool:
 def endpoint_from_item(item: dict[str, Any]) -> Endpoint:
     data = from_attributes(item)
     failing = data.get("failing_since")
+    busy = data.get("replay_busy_until")
     return Endpoint(
         id=str(data["sk"])[len(ENDPOINT_PREFIX) :],
         tenant=str(data["tenant"]),
@@ -83,6 +85,7 @@ def endpoint_from_item(item: dict[str, Any]) -> Endpoint:
         disabled_reason=data.get("disabled_reason"),
         disabled_at=data.get("disabled_at"),
         failing_since=None if failing is None else float(failing),
+        replay_busy_until=None if busy is None else float(busy),
     )
 
 
@@ -185,6 +188,28 @@ class EndpointStore:
             TableName=self.table_name, Key=self._key(tenant, endpoint_id), ReturnValues="ALL_OLD"
         )
         return bool(answer.get("Attributes"))
+
+    def book_replay(self, endpoint: Endpoint, until: float) -> bool:
+        """Record that the endpoint's replays are queued until ``until``, unless another replay booked since
+        ``endpoint`` was read (False: read again and recompute)."""
+        seen = endpoint.replay_busy_until
+        condition = "attribute_not_exists(replay_busy_until)" if seen is None else "replay_busy_until = :seen"
+        values: dict[str, Any] = {":until": {"N": str(math.ceil(until))}}
+        if seen is not None:
+            values[":seen"] = {"N": str(int(seen))}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(endpoint.tenant, endpoint.id),
+                UpdateExpression="SET replay_busy_until = :until",
+                ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
 
     # --- the failing clock (the delivery function) ----------------------------------------------------
 

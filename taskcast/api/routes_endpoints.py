@@ -33,7 +33,7 @@ from taskcast.api.request_info import tenant_of
 from taskcast.api.responses import JSON
 from taskcast.api.routing import RouteTable
 from taskcast.webhooks.delivery import CallbackRefused
-from taskcast.webhooks.endpoint_admin import EndpointAdmin, EndpointDisabled, EndpointLimit
+from taskcast.webhooks.endpoint_admin import EndpointAdmin, EndpointDisabled, EndpointLimit, ReplayBusy
 from taskcast.webhooks.endpoints import (
     MAX_PAGE,
     EndpointFilter,
@@ -81,6 +81,10 @@ def as_problems() -> Iterator[None]:
         raise ProblemError(409, "endpoint-limit-reached", "Too many webhook endpoints", str(error)) from None
     except EndpointDisabled as error:
         raise ProblemError(409, "endpoint-disabled", "Webhook endpoint disabled", str(error)) from None
+    except ReplayBusy as error:
+        raise ProblemError(
+            429, "replay-busy", "Replays being queued", str(error), headers={"Retry-After": "1"}
+        ) from None
 
 
 def found(value: T | None, endpoint_id: str) -> T:
@@ -257,7 +261,7 @@ def register_endpoint_routes(app: APIGatewayRestResolver, routes: RouteTable) ->
             "Queues, once each, every webhook logged for this endpoint since `since` (with `only_failed`, each "
             "whose last attempt failed or was not sent while the endpoint was disabled): a new attempt with "
             "the same `webhook-id` and body, with the whole retry schedule, at most TASKCAST_ENDPOINT_REPLAY_RATE "
-            "a second (10), and at most 1000 per call."
+            "a second (10) per endpoint, after the replays already queued for it, and at most 1000 per call."
         ),
         tags=TAGS,
         responses={
@@ -265,6 +269,7 @@ def register_endpoint_routes(app: APIGatewayRestResolver, routes: RouteTable) ->
             400: {"description": "since is not an ISO-8601 time", "content": PROBLEM},
             404: NOT_FOUND,
             409: DISABLED,
+            429: {"description": "Other replays of the endpoint were being queued at that moment", "content": PROBLEM},
         },
     )
     def replay(endpoint_id: str, request: ReplayRequest) -> Response[Any]:

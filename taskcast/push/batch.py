@@ -4,11 +4,13 @@
 (``taskcast.push.batch_order``) handled in stream order, i.e. in version order; the chains of different
 tasks run concurrently, up to ``TASKCAST_CONSUMER_TASK_CONCURRENCY`` at once. Within one change the
 WebSocket posts run concurrently too (``WebSocketFanout.send``). A change with a callback becomes a
-first-attempt ``WebhookJob``; the jobs are put on the delivery queue at the end, in stream order, ten per
-SQS call. The consumer never calls a receiver (``taskcast.webhooks.retry`` does), so no tenant's callback
-can hold the WebSocket pushes back.
+first-attempt ``WebhookJob``, and so it does for each enabled registered endpoint of its tenant whose
+filter matches (``taskcast.webhooks.endpoints``; a disabled one's change is only logged); the jobs are
+put on the delivery queue at the end, in stream order, ten per SQS call. The consumer never calls a
+receiver (``taskcast.webhooks.retry`` does), so no tenant's callback can hold the WebSocket pushes back.
 
-**Calls per batch.** For each task with changes: one subscriber ``Query``. For the tasks someone follows:
+**Calls per batch.** For each tenant with changes: one ``Query`` of its registered endpoints. For each
+task with changes: one subscriber ``Query``. For the tasks someone follows:
 one ``BatchGetItem`` for all their FANOUT markers (100 a call). The chains then advance in rounds: in each,
 every chain sends its next version, and one ``BatchWriteItem`` per 25 chains records those versions as
 their markers before any chain sends another (``_fan_out_in_rounds``). A batch holds one to a few versions

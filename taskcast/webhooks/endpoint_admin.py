@@ -26,6 +26,7 @@ from taskcast.webhooks.endpoints import (
     new_endpoint_id,
     new_secret,
     paced,
+    replay_window,
     rotated,
     signing_secrets,
     to_replay,
@@ -36,10 +37,15 @@ from taskcast.webhooks.retry_queue import RetryQueue
 TEST_EVENT = "webhook.test"
 # Log entries one replay reads at most (oldest first): several attempts per webhook, for MAX_REPLAY webhooks.
 REPLAY_READ_LIMIT = 10 * MAX_REPLAY
+BOOKING_ATTEMPTS = 5
 
 
 class EndpointLimit(Exception):
     """The tenant has as many endpoints as it may."""
+
+
+class ReplayBusy(Exception):
+    """Replays of the endpoint were being booked at the same moment, again and again."""
 
 
 class EndpointDisabled(Exception):
@@ -124,19 +130,29 @@ class EndpointAdmin:
 
     def replay(self, tenant: str, endpoint_id: str, since_s: float, only_failed: bool) -> int | None:
         """Queue each webhook logged since ``since_s`` (or each whose last outcome was a failure) again:
-        a new attempt with the same webhook-id, paced at ``replay_rate`` a second; how many were queued."""
+        a new attempt with the same webhook-id, paced at ``replay_rate`` a second per endpoint (after the
+        replays already queued for it); how many were queued."""
         endpoint = self._enabled(tenant, endpoint_id)
         if endpoint is None:
             return None
         logged = self.log.since(endpoint_id, since_s, REPLAY_READ_LIMIT)
         chosen = {d.delivery_id for d in to_replay((d.logged() for d in reversed(logged)), only_failed)}
         jobs = [d.job for d in logged if d.delivery_id in chosen]
+        if not jobs:
+            return 0
         now = self.clock()
-        times = paced(len(jobs), self.replay_rate, now)
-        again = [_again(job, not_before) for job, not_before in zip(jobs, times, strict=True)]
-        if again:
-            self.queue.enqueue_many(again, now=now)
-        return len(again)
+        for _ in range(BOOKING_ATTEMPTS):
+            start, until = replay_window(endpoint.replay_busy_until, now, len(jobs), self.replay_rate)
+            if self.endpoints.book_replay(endpoint, until):
+                break
+            endpoint = self._enabled(tenant, endpoint_id)
+            if endpoint is None:
+                return None
+        else:
+            raise ReplayBusy("other replays of this endpoint are being queued; try again")
+        times = paced(len(jobs), self.replay_rate, start)
+        self.queue.enqueue_many([_again(job, at) for job, at in zip(jobs, times, strict=True)], now=now)
+        return len(jobs)
 
     def resend(self, tenant: str, endpoint_id: str, delivery_id: str) -> bool | None:
         """Queue one logged delivery again; None: no such endpoint, False: no such delivery."""

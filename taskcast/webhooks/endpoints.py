@@ -101,6 +101,7 @@ class Endpoint:
     disabled_reason: str | None = None
     disabled_at: str | None = None
     failing_since: float | None = None  # epoch seconds of the first failure since the last success
+    replay_busy_until: float | None = None  # epoch seconds when the replays queued so far are all due
 
     def as_json(self) -> dict[str, Any]:
         """The public shape (never a secret)."""
@@ -205,11 +206,18 @@ def to_replay(entries_newest_first: Iterable[LoggedDelivery], only_failed: bool)
     return list(reversed(chosen))[:MAX_REPLAY]
 
 
-def paced(count: int, rate_per_s: float, now: float) -> list[float]:
-    """``not_before`` of each of ``count`` replayed deliveries: at most ``rate_per_s`` a second, so that a
-    receiver coming back is not flooded."""
+def paced(count: int, rate_per_s: float, start: float) -> list[float]:
+    """``not_before`` of each of ``count`` replayed deliveries: at most ``rate_per_s`` a second from ``start``,
+    so that a receiver coming back is not flooded."""
     rate = max(rate_per_s, 0.001)
-    return [now + index / rate for index in range(count)]
+    return [start + index / rate for index in range(count)]
+
+
+def replay_window(busy_until: float | None, now: float, count: int, rate_per_s: float) -> tuple[float, float]:
+    """When a replay of ``count`` deliveries starts and when the endpoint's replays are done: after the
+    ones already queued (``busy_until``), so that replays called one after another share the rate."""
+    start = max(now, busy_until or 0.0)
+    return start, start + count / max(rate_per_s, 0.001)
 
 
 # --- delivery ids and the paging cursor -------------------------------------------------------------

@@ -66,6 +66,13 @@ class Clock:
         return self.now
 
 
+class Answering:
+    """A receiver that answers 200."""
+
+    def send(self, url: str, payload: str, headers: dict[str, str]) -> AttemptResult:
+        return AttemptResult(status_code=200)
+
+
 class Failing:
     """A receiver that never answers well."""
 
@@ -93,6 +100,11 @@ def test_an_endpoint_is_disabled_once_every_delivery_failed_for_the_disable_time
 
     assert attempts.attempt(job, Failing()).outcome == "retrying"
     assert store.get("acme", endpoint.id).failing_since == clock.now  # the clock started
+    clock.now += 3000
+    assert attempts.attempt(job, Answering()).outcome == "delivered"
+    assert store.get("acme", endpoint.id).failing_since is None  # a success stops it
+    attempts.attempt(job, Failing())
+    assert store.get("acme", endpoint.id).failing_since == clock.now  # and the next failure starts it again
     clock.now += 3599
     attempts.attempt(job, Failing())
     assert store.get("acme", endpoint.id).enabled

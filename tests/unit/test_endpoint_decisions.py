@@ -26,6 +26,7 @@ from taskcast.webhooks.endpoints import (
     paced,
     page_size,
     parse_filter,
+    replay_window,
     rotated,
     should_disable,
     signing_secrets,
@@ -121,6 +122,14 @@ def test_a_replay_is_paced() -> None:
     assert paced(3, 10.0, 100.0) == [100.0, 100.1, 100.2]
     times = paced(50, 5.0, 0.0)
     assert times[-1] == pytest.approx(9.8)  # 50 at 5 a second: spread over ten seconds
+
+
+def test_replays_one_after_another_share_the_endpoints_rate() -> None:
+    assert replay_window(None, now=100.0, count=20, rate_per_s=10.0) == (100.0, 102.0)
+    # A second replay a second later starts after the first one's deliveries are all due.
+    assert replay_window(102.0, now=101.0, count=10, rate_per_s=10.0) == (102.0, 103.0)
+    # Long after, it starts now.
+    assert replay_window(102.0, now=500.0, count=1, rate_per_s=10.0) == (500.0, 500.1)
 
 
 def test_the_cursor_round_trips_and_refuses_anything_else() -> None:
