@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskcast.api.models import CALLBACK_URL_MAX
+from taskcast.api.models import CALLBACK_URL_MAX, DeliveryEntry
 from taskcast.webhooks.endpoints import MAX_DESCRIPTION_LENGTH, MAX_FILTER_TYPES, MAX_TYPE_LENGTH, STATUSES
-from taskcast.webhooks.format import Outcome
 
 StatusName = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]  # taskcast.models.Status
 
@@ -75,16 +74,12 @@ class RotatedSecret(BaseModel):
     secret: str = Field(description="The new whsec_ secret; the previous one still signs during the overlap")
 
 
-class EndpointDeliveryShown(BaseModel):
+class EndpointDeliveryShown(DeliveryEntry):
+    """A task's delivery log entry (``GET /tasks/{id}/deliveries``), plus which task and how long it took."""
+
     id: str = Field(description="The delivery's id (for resend)")
     task_id: str
     webhook_id: str = Field(description="{endpoint_id}.{task_id}.{version}")
-    version: int
-    attempt: int
-    status_code: int | None
-    at: str
-    outcome: Outcome
-    error: str | None = None
     duration_ms: int | None = None
 
 
