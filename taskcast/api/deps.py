@@ -51,7 +51,7 @@ class LambdaWorkerInvoker:
     def from_settings(cls, settings: Settings) -> LambdaWorkerInvoker:
         return cls(settings.worker_function, settings.large_worker_function)
 
-    def __call__(self, task_id: str, worker_class: str = "standard") -> None:
+    def __call__(self, task_id: str, worker_class: str) -> None:
         self.client.invoke(
             FunctionName=self.functions[worker_class],
             InvocationType="Event",

@@ -12,7 +12,7 @@ import base64
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,8 @@ import pytest
 from taskcast.local.artifacts import BuiltArtifacts, build_artifacts
 from taskcast.local.resolve import TemplateResolver
 from taskcast.local.resources import create_resources
-from taskcast.local.runtime_env import lambda_runtime_python
 from taskcast.local.services import FAKE_CREDENTIALS, MotoService, aws_environment
 from taskcast.local.template import load_template
-from tests.support.shared import running_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -85,17 +83,6 @@ with open(out_path, "w") as handle:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltArtifacts:
     return build_artifacts(TEMPLATE, cache_root=tmp_path_factory.mktemp("sam-build"), log=print)
-
-
-@pytest.fixture(scope="module")
-def runtime_python() -> Path:
-    return lambda_runtime_python()
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoService]:
-    with running_moto() as service:
-        yield service
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,12 @@ import pytest
 from taskcast.local.artifacts import BUILD_DIR_ENV, BuiltArtifacts, build_artifacts, default_cache_root
 from taskcast.local.resolve import TemplateResolver
 from taskcast.local.resources import create_resources
-from taskcast.local.runtime_env import lambda_runtime_python
 from taskcast.local.services import MotoService, aws_environment
 from taskcast.local.template import load_template
 from taskcast.local.testing import running_stack
 from tests.conftest import TENANTS
 from tests.deploy.test_sam_artifacts import TEMPLATE, _boto_credentials, _event, function_environment, run_handler
 from tests.e2e.conftest import Api
-from tests.support.shared import running_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = default_cache_root(TEMPLATE) / "user-jobs"
@@ -60,17 +58,6 @@ def _user_project() -> Path:
 @pytest.fixture(scope="module")
 def built() -> BuiltArtifacts:
     return build_artifacts(_user_project(), cache_root=CACHE, log=print)
-
-
-@pytest.fixture(scope="module")
-def runtime_python() -> Path:
-    return lambda_runtime_python()
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoService]:
-    with running_moto() as service:
-        yield service
 
 
 class LambdaRecorder(ThreadingHTTPServer):
