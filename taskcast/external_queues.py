@@ -57,7 +57,15 @@ class ExternalJobEvents:
 
     def __init__(self, bus_name: str, events: Any = None) -> None:
         self.bus_name = bus_name
-        self.events = events or aws.client("events")
+        self._events = events
+
+    @property
+    def events(self) -> Any:
+        # Made on first use: most deployments never hand off through EventBridge, and a client costs the
+        # REST function's cold start tens of milliseconds.
+        if self._events is None:
+            self._events = aws.client("events")
+        return self._events
 
     def send(self, task: Task, token: str) -> None:
         answer = self.events.put_events(Entries=[{
