@@ -51,7 +51,11 @@ from taskcast.store import SubscriptionStore
 
 SHARD_WRITE_LIMIT = 1000  # records a second one DynamoDB stream shard takes
 TENANT = "sim"
-_TABLES = {"TasksTable": "tasks_table", "SubscriptionsTable": "subscriptions_table"}
+_TABLES = {
+    "TasksTable": "tasks_table",
+    "SubscriptionsTable": "subscriptions_table",
+    "EndpointsTable": "endpoints_table",  # one Query per tenant per batch: its registered webhook endpoints
+}
 
 
 @dataclass(frozen=True)

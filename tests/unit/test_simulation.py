@@ -311,7 +311,7 @@ def test_a_small_simulation_of_the_real_consumer_completes_without_violations() 
 def test_the_simulation_settings_name_the_template_tables() -> None:
     settings = simulation_settings()
     names = [args["TableName"] for args in table_args(settings)]
-    assert names == [settings.tasks_table, settings.subscriptions_table]
+    assert names == [settings.tasks_table, settings.subscriptions_table, settings.endpoints_table]
 
 
 @pytest.mark.timeout(30)
