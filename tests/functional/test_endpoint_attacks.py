@@ -1,0 +1,144 @@
+"""The webhook endpoint routes under attack, in one process (the REST handler on moto tables and queues, a
+real receiver on 127.0.0.1 that verifies every request with ``standardwebhooks``): a hostile tenant's
+probes and a careless user's mistakes are 4xx problems, never 5xx; the endpoint's own pace bounds what a
+tenant can make the stack send (resends, replays); the URL guard holds at send time."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from taskcast.api.deps import endpoint_admin
+from taskcast.endpoint_store import EndpointDeliveryLog
+from taskcast.settings import Settings
+from taskcast.webhooks.delivery import system_lookup
+from taskcast.webhooks.endpoint_admin import EndpointAdmin
+from taskcast.webhooks.format import WebhookJob
+from tests.functional.rest_harness import RestHarness
+
+pytestmark = pytest.mark.timeout(60)
+
+REPLAY_RATE = 10.0
+PUBLIC = "93.184.216.34"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Resolver:
+    """DNS as the stack sees it: ``*.test`` names resolve to what the test says (a rebinding is a change
+    of it), anything else (127.0.0.1) as the system resolves it."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        if host.endswith(".test"):
+            return [self.names[host]]
+        return system_lookup(host, port)  # IP literals in any form, offline
+
+
+@dataclasses.dataclass
+class Stage:
+    api: RestHarness
+    admin: EndpointAdmin
+    clock: Clock
+    resolver: Resolver
+    sqs: RecordingSqs
+
+    def call(self, method: str, path: str = "", tenant: str = "acme", **kwargs: Any) -> Any:
+        return self.api.request(method, f"/webhook-endpoints{path}", tenant=tenant, **kwargs)
+
+    def make(self, url: str, tenant: str = "acme") -> dict[str, Any]:
+        reply = self.call("POST", tenant=tenant, json_body={"url": url})
+        assert reply.status == 201, reply.text
+        return reply.json()
+
+    def queued(self) -> list[WebhookJob]:
+        """The jobs put on the retry queue since the last call (SQS holds delayed ones out of sight)."""
+        jobs = [WebhookJob.from_json(body) for body in self.sqs.bodies]
+        self.sqs.bodies.clear()
+        return jobs
+
+
+class RecordingSqs:
+    """The moto SQS client, keeping what was sent to the retry queue."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.bodies: list[str] = []
+
+    def send_message(self, **request: Any) -> Any:
+        self.bodies.append(request["MessageBody"])
+        return self.client.send_message(**request)
+
+    def send_message_batch(self, **request: Any) -> Any:
+        self.bodies += [entry["MessageBody"] for entry in request["Entries"]]
+        return self.client.send_message_batch(**request)
+
+
+@pytest.fixture
+def stage(api: RestHarness, settings: Settings) -> Iterator[Stage]:
+    sqs = RecordingSqs(boto3.client("sqs"))
+    retry_url = sqs.client.create_queue(QueueName="taskcast-webhook-retry")["QueueUrl"]
+    dlq_url = sqs.client.create_queue(QueueName="taskcast-webhook-dlq")["QueueUrl"]
+    configured = dataclasses.replace(
+        settings,
+        allow_loopback_callbacks=True,
+        webhook_retry_queue_url=retry_url,
+        webhook_dlq_url=dlq_url,
+        webhook_timeout_s=5.0,
+        endpoint_replay_rate=REPLAY_RATE,
+    )
+    resolver, clock = Resolver(), Clock()
+    admin = endpoint_admin(configured, api.dynamodb, sqs, resolver)
+    admin.clock = clock
+    api.deps.endpoints = admin
+    yield Stage(api, admin, clock, resolver, sqs)
+
+
+def log_one(stage: Stage, endpoint_id: str, task_id: str = "t1", version: int = 1, outcome: str = "failed") -> str:
+    job = WebhookJob(task_id=task_id, tenant="acme", version=version, callback_url="http://127.0.0.1:9/h",
+                     payload='{"type":"task.status"}', expires_at=2_000_000_000, endpoint_id=endpoint_id)
+    return EndpointDeliveryLog(stage.api.settings.endpoints_table, stage.api.dynamodb).record_attempt(
+        job, outcome=outcome, status_code=500, now=stage.clock()
+    )
+
+
+def assert_problem(reply: Any, status: int, kind: str) -> dict[str, Any]:
+    assert reply.status == status, reply.text
+    assert reply.header("content-type") == "application/problem+json"
+    problem = reply.json()
+    assert problem["type"].endswith(kind) and problem["detail"], problem
+    return problem
+
+
+# --- a careless user's PATCH ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"url": None}, {"enabled": None}, {"filter": None}, {"enabled": "yes"}, {"enabled": "false"}, {"enabled": 0}],
+)
+def test_a_patch_with_null_or_a_non_boolean_enabled_is_refused(stage: Stage, body: dict[str, Any]) -> None:
+    endpoint = stage.make("http://127.0.0.1:9/h")
+    stage.call("PATCH", f"/{endpoint['id']}", json_body={"filter": {"statuses": ["FAILED"]}})
+    problem = assert_problem(stage.call("PATCH", f"/{endpoint['id']}", json_body=body), 400, "invalid-request")
+    assert next(iter(body)) in problem["detail"]
+    shown = stage.call("GET", f"/{endpoint['id']}").json()
+    assert shown["enabled"] is True and shown["filter"] == {"statuses": ["FAILED"]}
+
+
+def test_a_replay_with_a_non_boolean_only_failed_is_refused(stage: Stage) -> None:
+    endpoint = stage.make("http://127.0.0.1:9/h")
+    body = {"since": "2020-01-01T00:00:00Z", "only_failed": "false"}
+    assert_problem(stage.call("POST", f"/{endpoint['id']}/replay", json_body=body), 400, "invalid-request")
