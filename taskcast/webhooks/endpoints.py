@@ -24,6 +24,7 @@ MAX_DESCRIPTION_LENGTH = 500
 MAX_FILTER_TYPES = 50
 MAX_TYPE_LENGTH = 64
 MAX_REPLAY = 1000  # (task, version) pairs one replay call re-sends at most
+MAX_REPLAY_BACKLOG = 2 * MAX_REPLAY  # replayed or resent deliveries queued ahead for one endpoint, at most
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
@@ -218,6 +219,15 @@ def replay_window(busy_until: float | None, now: float, count: int, rate_per_s: 
     ones already queued (``busy_until``), so that replays called one after another share the rate."""
     start = max(now, busy_until or 0.0)
     return start, start + count / max(rate_per_s, 0.001)
+
+
+def backlog_wait(busy_until: float | None, now: float, count: int, rate_per_s: float) -> float:
+    """0 when ``count`` more replayed deliveries fit in the endpoint's backlog (``MAX_REPLAY_BACKLOG``
+    queued ahead at most), else the seconds until enough of the queued ones are due that they would."""
+    rate = max(rate_per_s, 0.001)
+    ahead = max(0.0, (busy_until or 0.0) - now) * rate
+    excess = ahead + count - MAX_REPLAY_BACKLOG
+    return 0.0 if excess <= 0 else excess / rate
 
 
 # --- delivery ids and the paging cursor -------------------------------------------------------------

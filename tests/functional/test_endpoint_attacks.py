@@ -13,11 +13,12 @@ import boto3
 import pytest
 
 from taskcast.api.deps import endpoint_admin
-from taskcast.endpoint_store import EndpointDeliveryLog
+from taskcast.endpoint_store import EndpointDeliveryLog, EndpointStore
 from taskcast.settings import Settings
 from taskcast.webhooks.delivery import system_lookup
 from taskcast.webhooks.endpoint_admin import EndpointAdmin
-from taskcast.webhooks.format import WebhookJob
+from taskcast.webhooks.endpoints import MAX_REPLAY_BACKLOG
+from taskcast.webhooks.format import WebhookJob, webhook_id
 from tests.functional.rest_harness import RestHarness
 
 pytestmark = pytest.mark.timeout(60)
@@ -120,6 +121,41 @@ def assert_problem(reply: Any, status: int, kind: str) -> dict[str, Any]:
     problem = reply.json()
     assert problem["type"].endswith(kind) and problem["detail"], problem
     return problem
+
+
+# --- amplification: resend, replay and test event are paced per endpoint ---------------------------------
+
+
+def test_a_resend_storm_is_paced_with_the_replays(stage: Stage) -> None:
+    endpoint = stage.make("http://127.0.0.1:9/h")
+    delivery = log_one(stage, endpoint["id"])
+    for _ in range(5):
+        assert stage.call("POST", f"/{endpoint['id']}/deliveries/{delivery}/resend").status == 202
+    jobs = stage.queued()
+    # Not five at once: one every 1/REPLAY_RATE s, the same webhook-id each time, and no secret in the job.
+    assert sorted(job.not_before for job in jobs) == pytest.approx(
+        [stage.clock.now + n / REPLAY_RATE for n in range(5)]
+    )
+    assert {job.webhook_id for job in jobs} == {webhook_id("t1", 1, endpoint["id"])}
+    assert all(job.endpoint_id == endpoint["id"] and "whsec_" not in job.to_json() for job in jobs)
+
+
+def test_an_endpoints_replay_backlog_is_bounded(stage: Stage) -> None:
+    endpoint = stage.make("http://127.0.0.1:9/h")
+    delivery = log_one(stage, endpoint["id"])
+    store = EndpointStore(stage.api.settings.endpoints_table, stage.api.dynamodb)
+    # As many replayed deliveries already wait as one endpoint may have.
+    full = store.get("acme", endpoint["id"])
+    assert store.book_replay(full, stage.clock.now + MAX_REPLAY_BACKLOG / REPLAY_RATE)
+
+    for path, body in [(f"/deliveries/{delivery}/resend", None), ("/replay", {"since": "2020-01-01T00:00:00Z"})]:
+        refused = stage.call("POST", f"/{endpoint['id']}{path}", json_body=body)
+        assert_problem(refused, 429, "too-soon")
+        assert 1 <= int(refused.header("retry-after")) <= 1
+    assert stage.queued() == []
+    # Once enough of them are due, it is taken again.
+    stage.clock.now += 1.0
+    assert stage.call("POST", f"/{endpoint['id']}/deliveries/{delivery}/resend").status == 202
 
 
 # --- a careless user's PATCH ------------------------------------------------------------------------------
