@@ -314,10 +314,15 @@ def register_endpoint_routes(app: APIGatewayRestResolver, routes: RouteTable) ->
             "unreachable receiver is `outcome: failed` with `status_code: null`, still a 200."
         ),
         tags=TAGS,
-        responses={200: {"description": "The receiver's answer", "content": _content(TestEventAnswer)}, 404: NOT_FOUND},
+        responses={
+            200: {"description": "The receiver's answer", "content": _content(TestEventAnswer)},
+            404: NOT_FOUND,
+            429: {"description": "A test event of this endpoint was sent moments ago", "content": PROBLEM},
+        },
     )
     def test(endpoint_id: str) -> Response[Any]:
-        outcome = found(admin().test(tenant(), checked(endpoint_id)), endpoint_id)
+        owner, checked_id = tenant(), checked(endpoint_id)
+        outcome = found(call(lambda: admin().test(owner, checked_id)), endpoint_id)
         body: dict[str, Any] = {"status_code": outcome.status_code, "outcome": outcome.outcome}
         if outcome.error:
             body["error"] = outcome.error

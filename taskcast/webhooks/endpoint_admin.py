@@ -21,6 +21,7 @@ from taskcast.webhooks.endpoint_attempts import Sender
 from taskcast.webhooks.endpoints import (
     MAX_REPLAY,
     MAX_REPLAY_BACKLOG,
+    TEST_EVENT_INTERVAL_S,
     Endpoint,
     EndpointFilter,
     SigningSecret,
@@ -33,6 +34,7 @@ from taskcast.webhooks.endpoints import (
     rotated,
     signing_secrets,
     to_replay,
+    wait_for_test_event,
 )
 from taskcast.webhooks.format import WebhookJob, signed_headers
 from taskcast.webhooks.retry_queue import RetryQueue
@@ -81,6 +83,7 @@ class EndpointAdmin:
     max_endpoints: int
     replay_rate: float
     secret_overlap_s: float
+    test_interval_s: float = TEST_EVENT_INTERVAL_S
     clock: Callable[[], float] = time.time
 
     def create(
@@ -200,6 +203,14 @@ class EndpointAdmin:
         if endpoint is None:
             return None
         now = self.clock()
+        # At most one per interval and endpoint: the test event calls out at once, while the request waits.
+        wait = wait_for_test_event(endpoint.last_test_at, now, self.test_interval_s)
+        if wait > 0 or not self.endpoints.book_test_event(endpoint, now):
+            raise TooSoon(
+                f"one test event per endpoint every {self.test_interval_s:g} s at most; "
+                f"try again in {math.ceil(max(wait, 1.0))} s",
+                max(wait, 1.0),
+            )
         body = json.dumps(
             {
                 "type": TEST_EVENT,

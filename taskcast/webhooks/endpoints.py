@@ -25,6 +25,7 @@ MAX_FILTER_TYPES = 50
 MAX_TYPE_LENGTH = 64
 MAX_REPLAY = 1000  # (task, version) pairs one replay call re-sends at most
 MAX_REPLAY_BACKLOG = 2 * MAX_REPLAY  # replayed or resent deliveries queued ahead for one endpoint, at most
+TEST_EVENT_INTERVAL_S = 5.0  # one test event per endpoint this often, at most
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
@@ -103,6 +104,7 @@ class Endpoint:
     disabled_at: str | None = None
     failing_since: float | None = None  # epoch seconds of the first failure since the last success
     replay_busy_until: float | None = None  # epoch seconds when the replays queued so far are all due
+    last_test_at: float | None = None  # epoch seconds of the last test event sent
 
     def as_json(self) -> dict[str, Any]:
         """The public shape (never a secret)."""
@@ -228,6 +230,13 @@ def backlog_wait(busy_until: float | None, now: float, count: int, rate_per_s: f
     ahead = max(0.0, (busy_until or 0.0) - now) * rate
     excess = ahead + count - MAX_REPLAY_BACKLOG
     return 0.0 if excess <= 0 else excess / rate
+
+
+def wait_for_test_event(last_test_at: float | None, now: float, interval_s: float) -> float:
+    """0 when a test event may be sent now, else the seconds until one may (one per ``interval_s``)."""
+    if last_test_at is None:
+        return 0.0
+    return max(0.0, last_test_at + interval_s - now)
 
 
 # --- delivery ids and the paging cursor -------------------------------------------------------------

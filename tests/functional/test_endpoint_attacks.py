@@ -1,7 +1,7 @@
 """The webhook endpoint routes under attack, in one process (the REST handler on moto tables and queues, a
 real receiver on 127.0.0.1 that verifies every request with ``standardwebhooks``): a hostile tenant's
 probes and a careless user's mistakes are 4xx problems, never 5xx; the endpoint's own pace bounds what a
-tenant can make the stack send (resends, replays); the URL guard holds at send time."""
+tenant can make the stack send (resends, replays, test events); the URL guard holds at send time."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from taskcast.webhooks.endpoint_admin import EndpointAdmin
 from taskcast.webhooks.endpoints import MAX_REPLAY_BACKLOG
 from taskcast.webhooks.format import WebhookJob, webhook_id
 from tests.functional.rest_harness import RestHarness
+from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
 REPLAY_RATE = 10.0
+TEST_INTERVAL_S = 5.0
 PUBLIC = "93.184.216.34"
 
 
@@ -99,6 +101,7 @@ def stage(api: RestHarness, settings: Settings) -> Iterator[Stage]:
         webhook_dlq_url=dlq_url,
         webhook_timeout_s=5.0,
         endpoint_replay_rate=REPLAY_RATE,
+        endpoint_test_interval_s=TEST_INTERVAL_S,
     )
     resolver, clock = Resolver(), Clock()
     admin = endpoint_admin(configured, api.dynamodb, sqs, resolver)
@@ -156,6 +159,27 @@ def test_an_endpoints_replay_backlog_is_bounded(stage: Stage) -> None:
     # Once enough of them are due, it is taken again.
     stage.clock.now += 1.0
     assert stage.call("POST", f"/{endpoint['id']}/deliveries/{delivery}/resend").status == 202
+
+
+def test_test_events_are_paced_per_endpoint(stage: Stage) -> None:
+    endpoint = stage.make("http://127.0.0.1:9/h")
+    with WebhookReceiver([endpoint["secret"]]) as receiver:
+        moved = stage.call("PATCH", f"/{endpoint['id']}", json_body={"url": receiver.url()})
+        assert moved.status == 200, moved.text
+        first = stage.call("POST", f"/{endpoint['id']}/test")
+        assert first.status == 200 and first.json()["status_code"] == 200, first.text
+        stage.clock.now += 1.0
+        again = stage.call("POST", f"/{endpoint['id']}/test")
+        assert_problem(again, 429, "too-soon")
+        assert again.header("retry-after") == "4"
+        [sent] = receiver.requests_for(None)  # the refused one sent nothing
+        assert sent.verified and sent.payload["type"] == "webhook.test"
+        # Another endpoint of the tenant has its own pace; this one may test again after the interval.
+        other = stage.make(receiver.url("/other"))
+        assert stage.call("POST", f"/{other['id']}/test").status == 200
+        stage.clock.now += TEST_INTERVAL_S
+        assert stage.call("POST", f"/{endpoint['id']}/test").status == 200
+        assert len(receiver.requests_for(None)) == 3
 
 
 # --- a careless user's PATCH ------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from taskcast.webhooks.endpoints import (
     signing_secrets,
     since_key,
     to_replay,
+    wait_for_test_event,
 )
 from taskcast.webhooks.format import WebhookJob, signed_headers
 
@@ -143,6 +144,13 @@ def test_an_endpoints_replay_backlog_is_bounded() -> None:
     assert backlog_wait(full, now=100.0, count=MAX_REPLAY, rate_per_s=10.0) == pytest.approx(100.0)
     assert backlog_wait(full, now=200.0, count=MAX_REPLAY, rate_per_s=10.0) == 0.0
     assert backlog_wait(full, now=10_000.0, count=1, rate_per_s=10.0) == 0.0  # long past
+
+
+def test_test_events_are_paced_per_endpoint() -> None:
+    assert wait_for_test_event(None, now=100.0, interval_s=5.0) == 0.0
+    assert wait_for_test_event(100.0, now=101.0, interval_s=5.0) == pytest.approx(4.0)
+    assert wait_for_test_event(100.0, now=105.0, interval_s=5.0) == 0.0
+    assert wait_for_test_event(100.0, now=100.0, interval_s=0.0) == 0.0
 
 
 def test_the_cursor_round_trips_and_refuses_anything_else() -> None:
