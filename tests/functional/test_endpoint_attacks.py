@@ -5,7 +5,9 @@ tenant can make the stack send (resends, replays, test events); the URL guard ho
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +15,13 @@ import boto3
 import pytest
 
 from taskcast.api.deps import endpoint_admin
-from taskcast.endpoint_store import EndpointDeliveryLog, EndpointStore
+from taskcast.endpoint_store import EndpointDeliveryLog, EndpointSecrets, EndpointStore
+from taskcast.metrics import NullMetrics
 from taskcast.settings import Settings
-from taskcast.webhooks.delivery import system_lookup
+from taskcast.webhooks.delivery import WebhookSender, system_lookup
 from taskcast.webhooks.endpoint_admin import EndpointAdmin
-from taskcast.webhooks.endpoints import MAX_REPLAY_BACKLOG
+from taskcast.webhooks.endpoint_attempts import EndpointAttempts
+from taskcast.webhooks.endpoints import MAX_REPLAY_BACKLOG, encode_cursor
 from taskcast.webhooks.format import WebhookJob, webhook_id
 from tests.functional.rest_harness import RestHarness
 from tests.support.webhook_receiver import WebhookReceiver
@@ -180,6 +184,113 @@ def test_test_events_are_paced_per_endpoint(stage: Stage) -> None:
         stage.clock.now += TEST_INTERVAL_S
         assert stage.call("POST", f"/{endpoint['id']}/test").status == 200
         assert len(receiver.requests_for(None)) == 3
+
+
+# --- SSRF at send time --------------------------------------------------------------------------------------
+
+
+def test_the_test_event_checks_the_address_at_send_time(stage: Stage) -> None:
+    stage.resolver.names["hooks.rebind.test"] = PUBLIC
+    endpoint = stage.make("https://hooks.rebind.test/h")
+    stage.resolver.names["hooks.rebind.test"] = "169.254.169.254"  # rebound after registration
+    answer = stage.call("POST", f"/{endpoint['id']}/test")
+    assert answer.status == 200, answer.text
+    shown = answer.json()
+    assert shown["outcome"] == "failed" and shown["status_code"] is None
+    assert shown["error"].startswith("refused:") and "link-local" in shown["error"]
+
+
+def test_each_attempt_uses_the_endpoint_as_it_is_now_through_the_guard(stage: Stage) -> None:
+    settings = stage.api.settings
+    attempts = EndpointAttempts(
+        endpoints=EndpointStore(settings.endpoints_table, stage.api.dynamodb),
+        secrets=EndpointSecrets(settings.endpoint_secrets_table, stage.api.dynamodb),
+        log=EndpointDeliveryLog(settings.endpoints_table, stage.api.dynamodb),
+        queue=stage.admin.queue,
+        schedule=(1.0,) * 5,
+        disable_after_s=3600.0,
+        metrics=NullMetrics(),
+    )
+    sender = WebhookSender(timeout_s=5.0, allow_loopback=True, resolve=stage.resolver)
+    stage.resolver.names["hooks.rebind.test"] = PUBLIC
+    endpoint = stage.make("https://hooks.rebind.test/h")
+    job = WebhookJob(task_id="t1", tenant="acme", version=3, callback_url=endpoint["url"],
+                     payload='{"type":"task.status"}', expires_at=2_000_000_000, endpoint_id=endpoint["id"])
+
+    # Rebound to the metadata address after registration: refused before any connection, and retried.
+    stage.resolver.names["hooks.rebind.test"] = "169.254.169.254"
+    refused = attempts.attempt(job, sender)
+    assert refused.outcome == "retrying" and refused.result.error.startswith("refused:")
+    [retry] = stage.queued()
+    assert "whsec_" not in retry.to_json() and retry.webhook_id == f"{endpoint['id']}.t1.3"
+    with WebhookReceiver([endpoint["secret"]]) as receiver:
+        # The retry goes where the endpoint points now, with the same webhook-id.
+        assert stage.call("PATCH", f"/{endpoint['id']}", json_body={"url": receiver.url()}).status == 200
+        assert attempts.attempt(retry, sender).outcome == "delivered"
+        [hook] = receiver.requests_for(None)
+        assert hook.verified and hook.webhook_id == retry.webhook_id
+        # Disabled, then deleted: what is still queued for it is not sent.
+        stage.call("PATCH", f"/{endpoint['id']}", json_body={"enabled": False})
+        assert attempts.settled(retry) == "disabled"
+        assert stage.call("DELETE", f"/{endpoint['id']}").status == 204
+        assert attempts.settled(retry) == "gone"
+        assert len(receiver.requests_for(None)) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://good@169.254.169.254/",
+        "https://[::ffff:169.254.169.254]/",
+        "https://[::ffff:a9fe:a9fe]/",
+        "https://0xa9fea9fe/",
+        "https://2852039166/",
+        "https://[fe80::1]/",
+        "https://10.0.0.1/",
+        "https://hooks.private.test/",
+        "ftp://hooks.public.test/",
+        "http://hooks.public.test/",
+    ],
+)
+def test_the_url_guard_holds_at_create_and_at_patch(stage: Stage, url: str) -> None:
+    stage.resolver.names.update({"hooks.private.test": "10.1.2.3", "hooks.public.test": PUBLIC})
+    assert_problem(stage.call("POST", json_body={"url": url}), 400, "callback-refused")
+    endpoint = stage.make("https://hooks.public.test/h")
+    assert_problem(stage.call("PATCH", f"/{endpoint['id']}", json_body={"url": url}), 400, "callback-refused")
+    assert stage.call("GET", f"/{endpoint['id']}").json()["url"] == "https://hooks.public.test/h"
+
+
+# --- isolation of the delivery log ------------------------------------------------------------------------
+
+
+def test_cursors_and_delivery_ids_never_reach_another_endpoints_log(stage: Stage) -> None:
+    mine = stage.make("http://127.0.0.1:9/a")
+    sibling = stage.make("http://127.0.0.1:9/b")
+    foreign = stage.make("http://127.0.0.1:9/c", tenant="globex")
+    own = log_one(stage, mine["id"], task_id="mine")
+    stage.clock.now += 1
+    sibling_delivery = log_one(stage, sibling["id"], task_id="sibling")
+    foreign_delivery = log_one(stage, foreign["id"], task_id="foreign")
+
+    # A delivery of another endpoint, of the tenant or not, is unknown here.
+    for delivery in (sibling_delivery, foreign_delivery):
+        assert_problem(stage.call("POST", f"/{mine['id']}/deliveries/{delivery}/resend"), 404, "delivery-not-found")
+    # A cursor made from another endpoint's delivery id only positions within this endpoint's own log.
+    page = stage.call("GET", f"/{mine['id']}/deliveries", query={"cursor": encode_cursor(foreign_delivery)})
+    assert page.status == 200 and [item["task_id"] for item in page.json()["items"]] == ["mine"]
+    assert own in {item["id"] for item in page.json()["items"]}
+    # Forged cursors (another tenant's key, garbage, huge) are 400 problems.
+    forged = [
+        base64.urlsafe_b64encode(f"LOG#{foreign['id']}".encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps({"pk": f"LOG#{foreign['id']}", "sk": foreign_delivery}).encode()).decode(),
+        "d1:" + foreign_delivery,
+        "%%%",
+        "A" * 199,
+        "A" * 5000,
+    ]
+    for cursor in forged:
+        assert_problem(stage.call("GET", f"/{mine['id']}/deliveries", query={"cursor": cursor}), 400, "invalid-request")
+    assert stage.queued() == []
 
 
 # --- a careless user's PATCH ------------------------------------------------------------------------------
