@@ -35,7 +35,7 @@ PUBLIC = "93.184.216.34"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1_900_000_000.0
+        self.now = 1_900_000_000.257  # not whole seconds, as times are
 
     def __call__(self) -> float:
         return self.now
