@@ -24,7 +24,7 @@ from taskcast.webhooks.endpoint_attempts import EndpointAttempts
 from taskcast.webhooks.endpoints import MAX_REPLAY_BACKLOG, encode_cursor
 from taskcast.webhooks.format import WebhookJob, webhook_id
 from tests.functional.rest_harness import RestHarness
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhook_receiver import Answer, WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -235,6 +235,19 @@ def test_each_attempt_uses_the_endpoint_as_it_is_now_through_the_guard(stage: St
         assert stage.call("DELETE", f"/{endpoint['id']}").status == 204
         assert attempts.settled(retry) == "gone"
         assert len(receiver.requests_for(None)) == 1
+
+
+def test_a_receivers_redirect_is_not_followed_and_only_a_short_prefix_is_kept(stage: Stage) -> None:
+    with WebhookReceiver([]) as receiver:
+        endpoint = stage.make(receiver.url())
+        receiver.secrets = [endpoint["secret"]]
+        long_location = receiver.url("/elsewhere?") + "\x1b[2J" + "x" * 20_000
+        receiver.script("/hooks", Answer(302, {"Location": long_location}))
+        answer = stage.call("POST", f"/{endpoint['id']}/test").json()
+        assert answer["status_code"] == 302 and answer["outcome"] == "failed"
+        assert receiver.requests_for("/elsewhere") == []
+        assert len(answer["error"]) < 300 and "\x1b" not in answer["error"] and "20" in answer["error"]
+        receiver.assert_all_verified()
 
 
 @pytest.mark.parametrize(
