@@ -306,6 +306,30 @@ def test_cursors_and_delivery_ids_never_reach_another_endpoints_log(stage: Stage
     assert stage.queued() == []
 
 
+def test_another_tenants_calls_answer_as_for_an_unknown_id_and_leave_no_trace(stage: Stage) -> None:
+    with WebhookReceiver([]) as receiver:
+        endpoint = stage.make(receiver.url())
+        receiver.secrets = [endpoint["secret"]]
+        delivery = log_one(stage, endpoint["id"])
+        unknown = "ep_" + "0" * 20
+        for method, suffix, body in [
+            ("GET", "", None), ("PATCH", "", {"enabled": False}), ("DELETE", "", None),
+            ("POST", "/rotate-secret", None), ("GET", "/deliveries", None),
+            ("POST", "/replay", {"since": "2020-01-01T00:00:00Z"}), ("POST", "/test", None),
+            ("POST", f"/deliveries/{delivery}/resend", None),
+        ]:
+            foreign = stage.call(method, f"/{endpoint['id']}{suffix}", tenant="globex", json_body=body)
+            missing = stage.call(method, f"/{unknown}{suffix}", tenant="globex", json_body=body)
+            assert foreign.status == missing.status == 404, (method, suffix, foreign.text)
+            expected = {**missing.json(), "detail": missing.json()["detail"].replace(unknown, endpoint["id"])}
+            assert foreign.json() == expected
+        # Nothing was queued, sent, switched off or rotated, and the owner's test-event pace is untouched.
+        assert stage.queued() == [] and receiver.requests_for(None) == []
+        assert stage.call("GET", f"/{endpoint['id']}").json()["enabled"] is True
+        assert stage.call("POST", f"/{endpoint['id']}/test").json()["outcome"] == "delivered"
+        receiver.assert_all_verified()  # signed with the secret given at creation: not rotated
+
+
 # --- a careless user's PATCH ------------------------------------------------------------------------------
 
 
