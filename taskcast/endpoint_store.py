@@ -73,6 +73,7 @@ def endpoint_from_item(item: dict[str, Any]) -> Endpoint:
     data = from_attributes(item)
     failing = data.get("failing_since")
     busy = data.get("replay_busy_until")
+    tested = data.get("last_test_ms")  # whole milliseconds: numbers are read back as integers
     return Endpoint(
         id=str(data["sk"])[len(ENDPOINT_PREFIX) :],
         tenant=str(data["tenant"]),
@@ -86,6 +87,7 @@ def endpoint_from_item(item: dict[str, Any]) -> Endpoint:
         disabled_at=data.get("disabled_at"),
         failing_since=None if failing is None else float(failing),
         replay_busy_until=None if busy is None else float(busy),
+        last_test_at=None if tested is None else int(tested) / 1000,
     )
 
 
@@ -202,6 +204,27 @@ class EndpointStore:
                 TableName=self.table_name,
                 Key=self._key(endpoint.tenant, endpoint.id),
                 UpdateExpression="SET replay_busy_until = :until",
+                ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def book_test_event(self, endpoint: Endpoint, now: float) -> bool:
+        """Record that a test event is sent now, unless another one was since ``endpoint`` was read (False)."""
+        seen = endpoint.last_test_at
+        condition = "attribute_not_exists(last_test_ms)" if seen is None else "last_test_ms = :seen"
+        values: dict[str, Any] = {":now": {"N": str(int(now * 1000))}}
+        if seen is not None:
+            values[":seen"] = {"N": str(round(seen * 1000))}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(endpoint.tenant, endpoint.id),
+                UpdateExpression="SET last_test_ms = :now",
                 ConditionExpression=f"attribute_exists(pk) AND ({condition})",
                 ExpressionAttributeValues=values,
             )

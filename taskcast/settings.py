@@ -70,6 +70,7 @@ class Settings:
     endpoint_replay_rate: float = 10.0  # replayed deliveries per second and endpoint, at most
     endpoint_secret_overlap_s: float = 86400.0  # after a rotation, the old secret still signs this long
     endpoints_per_tenant: int = 20
+    endpoint_test_interval_s: float = 5.0  # one test event per endpoint this often, at most
     retention_days: int = 7
     inline_limit_bytes: int = 256 * KIB
     long_poll_max_s: float = 25.0
@@ -129,6 +130,9 @@ class Settings:
                 env.get("TASKCAST_ENDPOINT_SECRET_OVERLAP", defaults.endpoint_secret_overlap_s)
             ),
             endpoints_per_tenant=int(env.get("TASKCAST_ENDPOINTS_PER_TENANT", defaults.endpoints_per_tenant)),
+            endpoint_test_interval_s=float(
+                env.get("TASKCAST_ENDPOINT_TEST_INTERVAL", defaults.endpoint_test_interval_s)
+            ),
             worker_function=env.get("WORKER_FUNCTION", defaults.worker_function),
             large_worker_function=env.get("LARGE_WORKER_FUNCTION", defaults.large_worker_function),
             results_bucket=env.get("PAYLOADS_BUCKET", defaults.results_bucket),

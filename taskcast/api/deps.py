@@ -147,4 +147,5 @@ def endpoint_admin(settings: Settings, dynamodb: Any, sqs: Any, resolve_host: Ho
         max_endpoints=settings.endpoints_per_tenant,
         replay_rate=settings.endpoint_replay_rate,
         secret_overlap_s=settings.endpoint_secret_overlap_s,
+        test_interval_s=settings.endpoint_test_interval_s,
     )

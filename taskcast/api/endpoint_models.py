@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from taskcast.api.models import CALLBACK_URL_MAX, DeliveryEntry
 from taskcast.webhooks.endpoints import MAX_DESCRIPTION_LENGTH, MAX_FILTER_TYPES, MAX_TYPE_LENGTH, STATUSES
@@ -40,13 +40,24 @@ class UpdateEndpointRequest(BaseModel):
     url: str | None = Field(default=None, min_length=1, max_length=CALLBACK_URL_MAX)
     filter: EndpointFilterBody | None = Field(default=None, description="Replaces the filter; {} for every change")
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH, description="null clears it")
-    enabled: bool | None = Field(default=None, description="false disables it; true enables it again")
+    enabled: bool | None = Field(default=None, strict=True, description="false disables it; true enables it again")
+
+    @field_validator("url", "filter", "enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        # null would read as "keep it" for url and enabled, and as "every change" for filter: refused instead.
+        if value is None:
+            hint = ' ({} for every change)' if info.field_name == "filter" else ""
+            raise ValueError(f"{info.field_name} may not be null; leave it out to keep it{hint}")
+        return value
 
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     since: str = Field(min_length=1, max_length=64, description="ISO-8601 time; deliveries logged from then on")
-    only_failed: bool = Field(default=False, description="Only webhooks whose last attempt failed (or was not sent)")
+    only_failed: bool = Field(
+        default=False, strict=True, description="Only webhooks whose last attempt failed (or was not sent)"
+    )
 
 
 class EndpointFilterShown(BaseModel):

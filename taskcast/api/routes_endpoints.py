@@ -6,6 +6,7 @@ exceptions become problems here. Another tenant's endpoint answers exactly as an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from taskcast.api.request_info import tenant_of
 from taskcast.api.responses import JSON
 from taskcast.api.routing import RouteTable
 from taskcast.webhooks.delivery import CallbackRefused
-from taskcast.webhooks.endpoint_admin import EndpointAdmin, EndpointDisabled, EndpointLimit, ReplayBusy
+from taskcast.webhooks.endpoint_admin import EndpointAdmin, EndpointDisabled, EndpointLimit, ReplayBusy, TooSoon
 from taskcast.webhooks.endpoints import (
     MAX_PAGE,
     EndpointFilter,
@@ -84,6 +85,11 @@ def as_problems() -> Iterator[None]:
     except ReplayBusy as error:
         raise ProblemError(
             429, "replay-busy", "Replays being queued", str(error), headers={"Retry-After": "1"}
+        ) from None
+    except TooSoon as error:
+        raise ProblemError(
+            429, "too-soon", "Too many for this endpoint now", str(error),
+            headers={"Retry-After": str(math.ceil(error.retry_after_s))},
         ) from None
 
 
@@ -269,7 +275,7 @@ def register_endpoint_routes(app: APIGatewayRestResolver, routes: RouteTable) ->
             400: {"description": "since is not an ISO-8601 time", "content": PROBLEM},
             404: NOT_FOUND,
             409: DISABLED,
-            429: {"description": "Other replays of the endpoint were being queued at that moment", "content": PROBLEM},
+            429: {"description": "Other replays are being queued, or too many wait already", "content": PROBLEM},
         },
     )
     def replay(endpoint_id: str, request: ReplayRequest) -> Response[Any]:
@@ -286,6 +292,7 @@ def register_endpoint_routes(app: APIGatewayRestResolver, routes: RouteTable) ->
             202: {"description": "Queued", "content": _content(ReplayAnswer)},
             404: {"description": "No such endpoint or delivery for this tenant", "content": PROBLEM},
             409: DISABLED,
+            429: {"description": "Too many replayed or resent deliveries wait already", "content": PROBLEM},
         },
     )
     def resend(endpoint_id: str, delivery_id: str) -> Response[Any]:
@@ -307,10 +314,15 @@ def register_endpoint_routes(app: APIGatewayRestResolver, routes: RouteTable) ->
             "unreachable receiver is `outcome: failed` with `status_code: null`, still a 200."
         ),
         tags=TAGS,
-        responses={200: {"description": "The receiver's answer", "content": _content(TestEventAnswer)}, 404: NOT_FOUND},
+        responses={
+            200: {"description": "The receiver's answer", "content": _content(TestEventAnswer)},
+            404: NOT_FOUND,
+            429: {"description": "A test event of this endpoint was sent moments ago", "content": PROBLEM},
+        },
     )
     def test(endpoint_id: str) -> Response[Any]:
-        outcome = found(admin().test(tenant(), checked(endpoint_id)), endpoint_id)
+        owner, checked_id = tenant(), checked(endpoint_id)
+        outcome = found(call(lambda: admin().test(owner, checked_id)), endpoint_id)
         body: dict[str, Any] = {"status_code": outcome.status_code, "outcome": outcome.outcome}
         if outcome.error:
             body["error"] = outcome.error

@@ -206,8 +206,19 @@ class WebhookSender:
                 status = response.status_code
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             location = response.headers.get("Location", "?")
-        redirect = f"redirect to {location!r} not followed" if 300 <= status < 400 else None
+        redirect = f"redirect to {shown_location(location)} not followed" if 300 <= status < 400 else None
         return AttemptResult(status_code=status, error=redirect, retry_after_s=retry_after)
+
+
+MAX_SHOWN_LOCATION = 200  # characters of a receiver's Location kept in a delivery's error
+
+
+def shown_location(location: str) -> str:
+    """A receiver's ``Location`` as a delivery log may keep it: quoted (control characters escaped) and cut
+    to ``MAX_SHOWN_LOCATION`` characters; the receiver's own text goes no further than that."""
+    if len(location) <= MAX_SHOWN_LOCATION:
+        return repr(location)
+    return repr(location[:MAX_SHOWN_LOCATION]) + f" (cut, {len(location)} characters)"
 
 
 def job_for(task: Task) -> WebhookJob | None:

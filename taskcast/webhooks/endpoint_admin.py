@@ -1,14 +1,15 @@
 """What the webhook endpoint routes do, apart from HTTP: create, change, rotate, replay, resend, test.
 
 Errors are exceptions the routes turn into problems: ``InvalidEndpoint`` (400), ``CallbackRefused`` (400,
-the URL guard), ``EndpointLimit`` (409), ``EndpointDisabled`` (409); an unknown endpoint, or another
-tenant's, is ``None`` (404, the same answer either way).
+the URL guard), ``EndpointLimit`` (409), ``EndpointDisabled`` (409), ``ReplayBusy`` and ``TooSoon`` (429);
+an unknown endpoint, or another tenant's, is ``None`` (404, the same answer either way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -19,9 +20,12 @@ from taskcast.models import now_iso
 from taskcast.webhooks.endpoint_attempts import Sender
 from taskcast.webhooks.endpoints import (
     MAX_REPLAY,
+    MAX_REPLAY_BACKLOG,
+    TEST_EVENT_INTERVAL_S,
     Endpoint,
     EndpointFilter,
     SigningSecret,
+    backlog_wait,
     check_description,
     new_endpoint_id,
     new_secret,
@@ -30,6 +34,7 @@ from taskcast.webhooks.endpoints import (
     rotated,
     signing_secrets,
     to_replay,
+    wait_for_test_event,
 )
 from taskcast.webhooks.format import WebhookJob, signed_headers
 from taskcast.webhooks.retry_queue import RetryQueue
@@ -46,6 +51,14 @@ class EndpointLimit(Exception):
 
 class ReplayBusy(Exception):
     """Replays of the endpoint were being booked at the same moment, again and again."""
+
+
+class TooSoon(Exception):
+    """A limit of the endpoint's own pace: try again after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class EndpointDisabled(Exception):
@@ -70,6 +83,7 @@ class EndpointAdmin:
     max_endpoints: int
     replay_rate: float
     secret_overlap_s: float
+    test_interval_s: float = TEST_EVENT_INTERVAL_S
     clock: Callable[[], float] = time.time
 
     def create(
@@ -140,28 +154,47 @@ class EndpointAdmin:
         jobs = [d.job for d in logged if d.delivery_id in chosen]
         if not jobs:
             return 0
-        now = self.clock()
-        for _ in range(BOOKING_ATTEMPTS):
-            start, until = replay_window(endpoint.replay_busy_until, now, len(jobs), self.replay_rate)
-            if self.endpoints.book_replay(endpoint, until):
-                break
-            endpoint = self._enabled(tenant, endpoint_id)
-            if endpoint is None:
-                return None
-        else:
-            raise ReplayBusy("other replays of this endpoint are being queued; try again")
+        start = self._book(tenant, endpoint, len(jobs))
+        if start is None:
+            return None
         times = paced(len(jobs), self.replay_rate, start)
-        self.queue.enqueue_many([_again(job, at) for job, at in zip(jobs, times, strict=True)], now=now)
+        self.queue.enqueue_many([_again(job, at) for job, at in zip(jobs, times, strict=True)], now=self.clock())
         return len(jobs)
+
+    def _book(self, tenant: str, endpoint: Endpoint, count: int) -> float | None:
+        """Book ``count`` replayed deliveries after those already queued for the endpoint (its pace is shared
+        by replays and resends); when the first may go. None: the endpoint is gone; ``TooSoon`` when its
+        backlog is full; ``ReplayBusy`` when other bookings keep winning."""
+        for _ in range(BOOKING_ATTEMPTS):
+            now = self.clock()
+            wait = backlog_wait(endpoint.replay_busy_until, now, count, self.replay_rate)
+            if wait > 0:
+                raise TooSoon(
+                    f"{MAX_REPLAY_BACKLOG} replayed or resent deliveries at most may wait for one endpoint; "
+                    f"try again in {math.ceil(wait)} s",
+                    wait,
+                )
+            start, until = replay_window(endpoint.replay_busy_until, now, count, self.replay_rate)
+            if self.endpoints.book_replay(endpoint, until):
+                return start
+            found = self._enabled(tenant, endpoint.id)
+            if found is None:
+                return None
+            endpoint = found
+        raise ReplayBusy("other replays of this endpoint are being queued; try again")
 
     def resend(self, tenant: str, endpoint_id: str, delivery_id: str) -> bool | None:
         """Queue one logged delivery again; None: no such endpoint, False: no such delivery."""
-        if self._enabled(tenant, endpoint_id) is None:
+        endpoint = self._enabled(tenant, endpoint_id)
+        if endpoint is None:
             return None
         delivery = self.log.get(endpoint_id, delivery_id)
         if delivery is None:
             return False
-        self.queue.enqueue(_again(delivery.job, 0.0), now=self.clock())
+        start = self._book(tenant, endpoint, 1)  # paced with the replays: a resend storm is not a flood
+        if start is None:
+            return None
+        self.queue.enqueue(_again(delivery.job, start), now=self.clock())
         return True
 
     def test(self, tenant: str, endpoint_id: str) -> TestOutcome | None:
@@ -170,6 +203,14 @@ class EndpointAdmin:
         if endpoint is None:
             return None
         now = self.clock()
+        # At most one per interval and endpoint: the test event calls out at once, while the request waits.
+        wait = wait_for_test_event(endpoint.last_test_at, now, self.test_interval_s)
+        if wait > 0 or not self.endpoints.book_test_event(endpoint, now):
+            raise TooSoon(
+                f"one test event per endpoint every {self.test_interval_s:g} s at most; "
+                f"try again in {math.ceil(max(wait, 1.0))} s",
+                max(wait, 1.0),
+            )
         body = json.dumps(
             {
                 "type": TEST_EVENT,

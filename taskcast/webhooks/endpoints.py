@@ -24,6 +24,8 @@ MAX_DESCRIPTION_LENGTH = 500
 MAX_FILTER_TYPES = 50
 MAX_TYPE_LENGTH = 64
 MAX_REPLAY = 1000  # (task, version) pairs one replay call re-sends at most
+MAX_REPLAY_BACKLOG = 2 * MAX_REPLAY  # replayed or resent deliveries queued ahead for one endpoint, at most
+TEST_EVENT_INTERVAL_S = 5.0  # one test event per endpoint this often, at most
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
@@ -102,6 +104,7 @@ class Endpoint:
     disabled_at: str | None = None
     failing_since: float | None = None  # epoch seconds of the first failure since the last success
     replay_busy_until: float | None = None  # epoch seconds when the replays queued so far are all due
+    last_test_at: float | None = None  # epoch seconds of the last test event sent
 
     def as_json(self) -> dict[str, Any]:
         """The public shape (never a secret)."""
@@ -218,6 +221,22 @@ def replay_window(busy_until: float | None, now: float, count: int, rate_per_s: 
     ones already queued (``busy_until``), so that replays called one after another share the rate."""
     start = max(now, busy_until or 0.0)
     return start, start + count / max(rate_per_s, 0.001)
+
+
+def backlog_wait(busy_until: float | None, now: float, count: int, rate_per_s: float) -> float:
+    """0 when ``count`` more replayed deliveries fit in the endpoint's backlog (``MAX_REPLAY_BACKLOG``
+    queued ahead at most), else the seconds until enough of the queued ones are due that they would."""
+    rate = max(rate_per_s, 0.001)
+    ahead = max(0.0, (busy_until or 0.0) - now) * rate
+    excess = ahead + count - MAX_REPLAY_BACKLOG
+    return 0.0 if excess <= 0 else excess / rate
+
+
+def wait_for_test_event(last_test_at: float | None, now: float, interval_s: float) -> float:
+    """0 when a test event may be sent now, else the seconds until one may (one per ``interval_s``)."""
+    if last_test_at is None:
+        return 0.0
+    return max(0.0, last_test_at + interval_s - now)
 
 
 # --- delivery ids and the paging cursor -------------------------------------------------------------

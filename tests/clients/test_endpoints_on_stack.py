@@ -26,7 +26,8 @@ FAST_WEBHOOKS = {"TASKCAST_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5", "TASKCAST_WEBHOOK
 def stack() -> Iterator[Any]:
     from taskcast.local.testing import running_stack
 
-    with running_stack(environment=FAST_WEBHOOKS) as running:
+    # The flow tests one endpoint twice within seconds: test events unpaced here (they have their own test).
+    with running_stack(environment={**FAST_WEBHOOKS, "TASKCAST_ENDPOINT_TEST_INTERVAL": "0"}) as running:
         yield running
 
 

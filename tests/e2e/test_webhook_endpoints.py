@@ -30,6 +30,8 @@ def endpoints_stack() -> Iterator[RunningStack]:
         **FAST_WEBHOOKS,
         "TASKCAST_ENDPOINT_DISABLE_AFTER": str(DISABLE_AFTER_S),
         "TASKCAST_ENDPOINTS_PER_TENANT": str(ENDPOINTS_PER_TENANT),
+        # A test event, then another after moving the URL (the pace of test events has its own test).
+        "TASKCAST_ENDPOINT_TEST_INTERVAL": "0",
         # Failing receivers keep being tried: the breaker would hold their attempts back for its cool-down.
         "TASKCAST_WEBHOOK_BREAKER_THRESHOLD": "1000",
     }

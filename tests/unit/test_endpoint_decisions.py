@@ -10,11 +10,13 @@ from taskcast.models import Status, Task
 from taskcast.webhooks.delivery import endpoint_jobs
 from taskcast.webhooks.endpoints import (
     MAX_REPLAY,
+    MAX_REPLAY_BACKLOG,
     Endpoint,
     EndpointFilter,
     InvalidEndpoint,
     LoggedDelivery,
     SigningSecret,
+    backlog_wait,
     decode_cursor,
     encode_cursor,
     failing_reason,
@@ -32,6 +34,7 @@ from taskcast.webhooks.endpoints import (
     signing_secrets,
     since_key,
     to_replay,
+    wait_for_test_event,
 )
 from taskcast.webhooks.format import WebhookJob, signed_headers
 
@@ -130,6 +133,24 @@ def test_replays_one_after_another_share_the_endpoints_rate() -> None:
     assert replay_window(102.0, now=101.0, count=10, rate_per_s=10.0) == (102.0, 103.0)
     # Long after, it starts now.
     assert replay_window(102.0, now=500.0, count=1, rate_per_s=10.0) == (500.0, 500.1)
+
+
+def test_an_endpoints_replay_backlog_is_bounded() -> None:
+    assert backlog_wait(None, now=100.0, count=MAX_REPLAY, rate_per_s=10.0) == 0.0
+    # MAX_REPLAY_BACKLOG queued ahead (due over the next 200 s at 10 a second): one more waits 0.1 s.
+    full = 100.0 + MAX_REPLAY_BACKLOG / 10.0
+    assert backlog_wait(full, now=100.0, count=1, rate_per_s=10.0) == pytest.approx(0.1)
+    # A whole replay more waits until as many are due.
+    assert backlog_wait(full, now=100.0, count=MAX_REPLAY, rate_per_s=10.0) == pytest.approx(100.0)
+    assert backlog_wait(full, now=200.0, count=MAX_REPLAY, rate_per_s=10.0) == 0.0
+    assert backlog_wait(full, now=10_000.0, count=1, rate_per_s=10.0) == 0.0  # long past
+
+
+def test_test_events_are_paced_per_endpoint() -> None:
+    assert wait_for_test_event(None, now=100.0, interval_s=5.0) == 0.0
+    assert wait_for_test_event(100.0, now=101.0, interval_s=5.0) == pytest.approx(4.0)
+    assert wait_for_test_event(100.0, now=105.0, interval_s=5.0) == 0.0
+    assert wait_for_test_event(100.0, now=100.0, interval_s=0.0) == 0.0
 
 
 def test_the_cursor_round_trips_and_refuses_anything_else() -> None:
