@@ -194,37 +194,26 @@ class EndpointStore:
     def book_replay(self, endpoint: Endpoint, until: float) -> bool:
         """Record that the endpoint's replays are queued until ``until``, unless another replay booked since
         ``endpoint`` was read (False: read again and recompute)."""
-        seen = endpoint.replay_busy_until
-        condition = "attribute_not_exists(replay_busy_until)" if seen is None else "replay_busy_until = :seen"
-        values: dict[str, Any] = {":until": {"N": str(math.ceil(until))}}
-        if seen is not None:
-            values[":seen"] = {"N": str(int(seen))}
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(endpoint.tenant, endpoint.id),
-                UpdateExpression="SET replay_busy_until = :until",
-                ConditionExpression=f"attribute_exists(pk) AND ({condition})",
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        seen = None if endpoint.replay_busy_until is None else int(endpoint.replay_busy_until)
+        return self._compare_and_set(endpoint, "replay_busy_until", seen, math.ceil(until))
 
     def book_test_event(self, endpoint: Endpoint, now: float) -> bool:
         """Record that a test event is sent now, unless another one was since ``endpoint`` was read (False)."""
-        seen = endpoint.last_test_at
-        condition = "attribute_not_exists(last_test_ms)" if seen is None else "last_test_ms = :seen"
-        values: dict[str, Any] = {":now": {"N": str(int(now * 1000))}}
+        seen = None if endpoint.last_test_at is None else round(endpoint.last_test_at * 1000)
+        return self._compare_and_set(endpoint, "last_test_ms", seen, int(now * 1000))
+
+    def _compare_and_set(self, endpoint: Endpoint, attribute: str, seen: int | None, new: int) -> bool:
+        """Set a number of the endpoint to ``new`` if it still holds ``seen`` (None: absent); False when another
+        writer changed it first (or the endpoint is gone)."""
+        condition = f"attribute_not_exists({attribute})" if seen is None else f"{attribute} = :seen"
+        values: dict[str, Any] = {":new": {"N": str(new)}}
         if seen is not None:
-            values[":seen"] = {"N": str(round(seen * 1000))}
+            values[":seen"] = {"N": str(seen)}
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=self._key(endpoint.tenant, endpoint.id),
-                UpdateExpression="SET last_test_ms = :now",
+                UpdateExpression=f"SET {attribute} = :new",
                 ConditionExpression=f"attribute_exists(pk) AND ({condition})",
                 ExpressionAttributeValues=values,
             )
